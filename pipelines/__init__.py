@@ -1,0 +1,1 @@
+"""Command-line pipelines and data-set readers for Diptych."""

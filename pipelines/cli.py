@@ -1,0 +1,57 @@
+"""The `diptych` command line."""
+
+from __future__ import annotations
+
+import typer
+
+from pipelines._cli_db import db_app
+from pipelines._cli_models import evaluate_command, models_app, predict_command
+from pipelines._cli_train import train_app
+from shared.logs import configure_logging
+from shared.settings import get_settings
+
+app = typer.Typer(
+    name="diptych",
+    help=(
+        "Diptych: NLP services for support, financial sentiment and recommendation "
+        "on one fine-tuning core."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+app.add_typer(db_app, name="db")
+app.add_typer(train_app, name="train")
+app.add_typer(models_app, name="models")
+app.command("evaluate")(evaluate_command)
+app.command("predict")(predict_command)
+
+
+@app.callback()
+def main(
+    log_level: str = typer.Option(
+        None,
+        "--log-level",
+        help="Logging level name, e.g. INFO or DEBUG (default: DIPTYCH_LOG_LEVEL or INFO).",
+    ),
+) -> None:
+    """Diptych command line: train, evaluate, register and serve models."""
+    configure_logging(log_level or get_settings().log_level)
+
+
+@app.command("demo")
+def demo_command(
+    method: str = typer.Option(
+        "head", help="Classifier method for the intent model; `head` is the fast path."
+    ),
+    sample: int = typer.Option(
+        0, help="Use only this many training texts (0 = all); for a quick look."
+    ),
+) -> None:
+    """Fine-tune a Banking77 intent model, evaluate it on the test split and print the report."""
+    from pipelines.demo import run_demo
+
+    run_demo(method=method, sample=sample)
+
+
+if __name__ == "__main__":
+    app()
