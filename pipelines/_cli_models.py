@@ -17,6 +17,7 @@ from shared.registry import (
     read_manifest,
     rollback_version,
 )
+from shared.storage import ensure_database_ready
 
 models_app = typer.Typer(
     help="The model registry: list, show, promote, roll back.", no_args_is_help=True
@@ -144,6 +145,7 @@ def predict_command(
     if not inputs:
         raise _fail(ValueError("Pass texts as arguments or `--file` with one text per line."))
     try:
+        ensure_database_ready()
         classifier = TextClassifier.from_registry(model)
     except (DiptychError, ValueError) as exc:
         raise _fail(exc) from None

@@ -10,6 +10,7 @@ from pipelines.report import print_report
 from shared.errors import ConfigurationError
 from shared.evaluation import write_report
 from shared.registry import find_version, verify_version
+from shared.storage import ensure_database_ready
 from shared.training.classifier import evaluate_classifier_folder
 
 __all__ = ["run_evaluation"]
@@ -39,6 +40,7 @@ def run_evaluation(
         raise ConfigurationError("Pass exactly one of `--dataset` or `--file`.")
     if split not in {"test", "dev"}:
         raise ConfigurationError(f"`--split` must be 'test' or 'dev', got {split!r}.")
+    ensure_database_ready()
     row = find_version(model)
     model_dir = verify_version(row)
     if dataset is not None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from shared.data import DatasetSplits
 from shared.registry import ModelVersion, promote_version, register_model
 from shared.settings import get_settings
+from shared.storage import ensure_database_ready
 from shared.training.classifier import TRAINING_CONFIG_FILE, TrainedClassifier, train_classifier
 from shared.training.config import ClassifierTrainingConfig
 
@@ -51,6 +52,7 @@ def run_classifier_job(job: ClassifierJob) -> ClassifierJobResult:
     trained = train_classifier(job.splits, job.config, output_dir=output_dir)
     if not job.register:
         return ClassifierJobResult(trained=trained, version=None)
+    ensure_database_ready()
     version = register_model(
         name=job.name,
         task="sequence-classification",

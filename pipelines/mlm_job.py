@@ -10,6 +10,7 @@ from pipelines.jobs import timestamped_run_dir
 from shared.data import text_hash
 from shared.errors import ConfigurationError
 from shared.registry import register_model
+from shared.storage import ensure_database_ready
 from shared.training.config import MlmTrainingConfig
 from shared.training.mlm import train_mlm
 
@@ -42,6 +43,7 @@ def run_mlm_job(
     source = corpus if corpus is not None else Path(str(text_file)).stem
     registry_name = name or f"{source}-mlm"
     result = train_mlm(texts, config, output_dir=output_dir or timestamped_run_dir(registry_name))
+    ensure_database_ready()
     version = register_model(
         name=registry_name,
         task="encoder",

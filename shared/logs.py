@@ -29,5 +29,5 @@ def configure_logging(level: str = "INFO") -> None:
         )
     logging.basicConfig(level=numeric, format=_FORMAT)
     # Third-party libraries log every HTTP probe and file lock at INFO.
-    for noisy in ("httpx", "filelock", "urllib3", "huggingface_hub"):
+    for noisy in ("httpx", "filelock", "urllib3", "huggingface_hub", "alembic"):
         logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))

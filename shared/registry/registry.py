@@ -14,6 +14,7 @@ import json
 import logging
 import re
 import shutil
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -205,8 +206,10 @@ def _insert_version(
         )
         version = (latest or 0) + 1
         version_dir = get_settings().models_dir / name / f"v{version}"
-        _copy_artefacts(model_dir, report_dir, version_dir)
-        checksums = compute_checksums(version_dir / "model")
+        # Copy into a private folder first, because a concurrent registration may have read
+        # the same version number. Only the registration whose row flushes owns `version_dir`.
+        staging_dir = _copy_artefacts(model_dir, report_dir, version_dir.parent)
+        checksums = compute_checksums(staging_dir / "model")
         row = ModelVersion(
             name=name,
             version=version,
@@ -224,22 +227,30 @@ def _insert_version(
         session.add(row)
         try:
             session.flush()
-        except SQLIntegrityError:
-            shutil.rmtree(version_dir, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(staging_dir, ignore_errors=True)
             raise
+        if version_dir.exists():
+            # A folder without a row is left over from a crashed registration.
+            shutil.rmtree(version_dir)
+        staging_dir.rename(version_dir)
         write_manifest(version_dir, _manifest(row, extra_manifest))
     logger.info("model registered name=%s version=%d method=%s", name, version, method)
     return row
 
 
-def _copy_artefacts(model_dir: Path, report_dir: Path | None, version_dir: Path) -> None:
-    if version_dir.exists():
-        # A folder without a row is left over from a crashed registration.
-        shutil.rmtree(version_dir)
-    version_dir.mkdir(parents=True)
-    shutil.copytree(model_dir, version_dir / "model")
-    if report_dir is not None and report_dir.is_dir():
-        shutil.copytree(report_dir, version_dir / "report")
+def _copy_artefacts(model_dir: Path, report_dir: Path | None, name_dir: Path) -> Path:
+    """Copy the model and report into a new hidden folder under `name_dir` and return it."""
+    name_dir.mkdir(parents=True, exist_ok=True)
+    staging_dir = Path(tempfile.mkdtemp(prefix=".staging-", dir=name_dir))
+    try:
+        shutil.copytree(model_dir, staging_dir / "model")
+        if report_dir is not None and report_dir.is_dir():
+            shutil.copytree(report_dir, staging_dir / "report")
+    except BaseException:
+        shutil.rmtree(staging_dir, ignore_errors=True)
+        raise
+    return staging_dir
 
 
 def _manifest(row: ModelVersion, extra: dict[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from alembic.config import Config
 
 from shared.settings import get_settings
 
-__all__ = ["MIGRATIONS_DIR", "build_alembic_config", "upgrade_database"]
+__all__ = ["MIGRATIONS_DIR", "build_alembic_config", "ensure_database_ready", "upgrade_database"]
 
 logger = logging.getLogger(__name__)
 
@@ -50,3 +50,34 @@ def upgrade_database(
     config = build_alembic_config(url, extra_version_locations=extra_version_locations)
     command.upgrade(config, revision)
     logger.info("database upgraded revision=%s", revision)
+
+
+def ensure_database_ready(url: str | None = None) -> None:
+    """Make sure the schema is current before a command uses the database.
+
+    The embedded SQLite database is migrated on the spot, because it belongs to
+    this process's home folder. Any other database is only checked: migrating
+    a shared production database is the operator's decision.
+
+    Raises:
+        ConfigurationError: If a non-SQLite database is behind the migrations.
+    """
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    from sqlalchemy.engine import make_url
+
+    from shared.errors import ConfigurationError
+    from shared.storage.engine import get_engine
+
+    url = url or get_settings().resolved_database_url
+    if make_url(url).get_backend_name() == "sqlite":
+        upgrade_database(url)
+        return
+    expected = set(ScriptDirectory.from_config(build_alembic_config(url)).get_heads())
+    with get_engine(url).connect() as connection:
+        current = set(MigrationContext.configure(connection).get_current_heads())
+    if current != expected:
+        raise ConfigurationError(
+            f"The database schema is at {sorted(current) or 'no revision'}, expected "
+            f"{sorted(expected)}: run `diptych db upgrade` first."
+        )

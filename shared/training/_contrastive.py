@@ -10,6 +10,7 @@ is an ordinary `EncoderForSequenceClassification` folder.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -81,7 +82,11 @@ def train_contrastive_body(
         args=args,
         train_dataset=Dataset.from_dict({"text": list(texts), "label": list(labels)}),
     )
-    trainer.train_embeddings(list(texts), list(labels), args=args)
+    with warnings.catch_warnings():
+        # SetFit asks for pinned memory even when no accelerator exists; on the CPU
+        # the request is ignored, and torch warns about it on every epoch.
+        warnings.filterwarnings("ignore", message=r"'pin_memory' argument is set as true")
+        trainer.train_embeddings(list(texts), list(labels), args=args)
     encoder = model.model_body[0].auto_model
     encoder.save_pretrained(str(output_dir))
     tokenizer.save_pretrained(str(output_dir))

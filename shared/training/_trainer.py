@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import warnings
@@ -197,7 +198,9 @@ def save_trained_model(
     """
     model: Any = run.model
     if isinstance(model, PeftModel) and method in {"lora", "adalora"}:
-        merged = model.merge_and_unload()
+        # Merge a copy: merging rewrites the modules in place, and the caller
+        # keeps the trained adapter model to compare against the saved folder.
+        merged = copy.deepcopy(model).merge_and_unload()
         merged.save_pretrained(str(output_dir))
     elif isinstance(model, PeftModel):
         model.save_pretrained(str(output_dir / PREFIX_ADAPTER_DIR))

@@ -71,6 +71,8 @@ class TrainedClassifier:
     test_report: ClassificationReport | None
     oos_threshold: float | None
     log_history: list[dict[str, Any]] = field(default_factory=list)
+    model: torch.nn.Module | None = field(default=None, repr=False)
+    """The trained model as it was in memory before saving (PEFT-wrapped for adapter methods)."""
 
     @property
     def headline_metrics(self) -> dict[str, Any]:
@@ -140,7 +142,7 @@ def train_classifier(
     )
 
     started = time.perf_counter()
-    log_history = _train_into(
+    trained_model, log_history = _train_into(
         model_dir,
         base_path=base_path,
         splits=splits,
@@ -153,7 +155,7 @@ def train_classifier(
     _write_training_config(model_dir, config, splits)
     logger.info("training finished method=%s seconds=%.1f", config.method, train_seconds)
 
-    return _evaluate_run(
+    result = _evaluate_run(
         splits,
         config=config,
         model_dir=model_dir,
@@ -165,6 +167,8 @@ def train_classifier(
         max_false_rejection=max_false_rejection,
         oos_label=oos_label,
     )
+    result.model = trained_model.eval()
+    return result
 
 
 def _train_into(
@@ -176,8 +180,13 @@ def _train_into(
     label2id: dict[str, int],
     tokenizer: Any,
     run_dir: Path,
-) -> list[dict[str, Any]]:
-    """Train with the configured method and save the model folder; return the log history."""
+) -> tuple[torch.nn.Module, list[dict[str, Any]]]:
+    """Train with the configured method and save the model folder.
+
+    Returns:
+        The trained model as it is in memory (PEFT-wrapped for adapter methods)
+        and the log history.
+    """
     if model_dir.exists():
         shutil.rmtree(model_dir)
     if config.method in {"head", "contrastive"}:
@@ -210,7 +219,7 @@ def _train_frozen_head(
     label2id: dict[str, int],
     tokenizer: Any,
     run_dir: Path,
-) -> list[dict[str, Any]]:
+) -> tuple[torch.nn.Module, list[dict[str, Any]]]:
     body_path = base_path
     head_options = config.head
     if config.method == "contrastive":
@@ -238,7 +247,7 @@ def _train_frozen_head(
     install_head(model, weight, bias)
     model.save_pretrained(str(model_dir))
     tokenizer.save_pretrained(str(model_dir))
-    return history
+    return model, history
 
 
 def _fit_head_on(
@@ -283,7 +292,7 @@ def _train_trainer_method(
     label2id: dict[str, int],
     tokenizer: Any,
     run_dir: Path,
-) -> list[dict[str, Any]]:
+) -> tuple[torch.nn.Module, list[dict[str, Any]]]:
     from shared.training._trainer import save_trained_model, train_with_trainer
 
     linear_probe = config.init_head == "logistic"
@@ -322,7 +331,7 @@ def _train_trainer_method(
         use_cpu=device.type == "cpu",
     )
     save_trained_model(run, method=config.method, tokenizer=tokenizer, output_dir=model_dir)
-    return history + run.log_history
+    return run.model, history + run.log_history
 
 
 def _write_training_config(

