@@ -54,7 +54,7 @@ def _read_csv(path: Path) -> list[LabelledText]:
 
 @pytest.fixture(scope="session")
 def banking_subset() -> DatasetSplits:
-    """Train and dev texts of five Banking77 intents; their official test texts as the test split."""
+    """Five Banking77 intents: train and dev texts, and their official test texts."""
     data_dir = find_data_dir()
     if data_dir is None:
         pytest.skip("public data sets not found: set DIPTYCH_DATA_DIR")
