@@ -35,7 +35,7 @@ class DiptychError(Exception):
 
 
 class ConfigurationError(DiptychError, ValueError):
-    """A setting, CLI option or config file holds an invalid value."""
+    """A setting, CLI option or config file has an invalid value."""
 
 
 class DataError(DiptychError, ValueError):

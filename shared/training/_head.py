@@ -39,7 +39,7 @@ def embed_texts(
     max_length: int = 64,
     show_progress: bool = True,
 ) -> np.ndarray:
-    """Return the pooled sentence vectors the classifier head sees, shape (n, dim)."""
+    """Return the pooled sentence vectors fed to the classifier head, shape (n, dim)."""
     model.eval()
     device = next(model.parameters()).device
     lengths = [

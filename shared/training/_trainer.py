@@ -56,7 +56,7 @@ class AdaLoraBudgetCallback(TrainerCallback):
 
 
 class TrainerRun:
-    """What a Trainer-based run leaves behind: the model to save and its log history."""
+    """Result of a Trainer-based run: the model to save and its log history."""
 
     def __init__(
         self, model: torch.nn.Module, log_history: list[dict[str, Any]], peft_method: bool
@@ -193,7 +193,7 @@ def save_trained_model(
 
     LoRA and AdaLoRA updates are merged into the weights, so the folder loads
     without PEFT and runs at the base model's speed. Prefix tuning cannot be
-    merged: the folder holds the base encoder with the trained head, and the
+    merged: the folder contains the base encoder with the trained head, and the
     prefixes in ``adapter/``.
     """
     model: Any = run.model

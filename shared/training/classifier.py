@@ -58,7 +58,7 @@ TRAINING_CONFIG_FILE = "training_config.json"
 
 @dataclass
 class TrainedClassifier:
-    """Where a training run left its model and report, and what it measured."""
+    """Paths, metrics and timings of one training run."""
 
     model_dir: Path
     report_dir: Path

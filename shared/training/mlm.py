@@ -49,7 +49,7 @@ _SENTENCE_TRANSFORMER_DIRS = ("1_Pooling", "2_Normalize")
 
 @dataclass(frozen=True)
 class MlmResult:
-    """Where the adapted encoder is and how much the held-out perplexity moved."""
+    """Adapted encoder folder, with its held-out perplexity before and after training."""
 
     model_dir: Path
     perplexity_before: float | None

@@ -230,13 +230,13 @@ def load_classifier(model_dir: str | Path) -> nn.Module:
         The model in eval mode.
 
     Raises:
-        ValueError: If the folder holds a different architecture.
+        ValueError: If the folder contains a different architecture.
     """
     model_dir = Path(model_dir)
     config = AutoConfig.from_pretrained(str(model_dir))
     if ARCHITECTURE not in (getattr(config, "architectures", None) or []):
         raise ValueError(
-            f"`model_dir` {str(model_dir)!r} holds {config.architectures!r}, not a Diptych "
+            f"`model_dir` {str(model_dir)!r} contains {config.architectures!r}, not a Diptych "
             f"classifier ({ARCHITECTURE}); train it with `diptych train classifier`."
         )
     with quiet_load_report():
