@@ -10,6 +10,7 @@ import time
 
 from rich.console import Console
 from rich.markdown import Markdown
+from rich.markup import escape
 
 from pipelines.datasets import load_dataset_splits, resolve_data_dir
 from pipelines.jobs import ClassifierJob, run_classifier_job
@@ -33,7 +34,7 @@ def run_demo(*, method: str = "head", sample: int = 0) -> None:
     try:
         data_dir = resolve_data_dir()
     except DatasetNotFoundError as exc:
-        console.print(f"[red]{exc}[/red]")
+        console.print(f"[red]{escape(str(exc))}[/red]")
         raise SystemExit(2) from None
     console.rule("Diptych demo: Banking77 intent classifier")
     console.print(f"Data: {data_dir}   Home: {settings.home.resolve()}   Method: {method}")
