@@ -37,7 +37,9 @@ def run_demo(*, method: str = "head", sample: int = 0) -> None:
         console.print(f"[red]{escape(str(exc))}[/red]")
         raise SystemExit(2) from None
     console.rule("Diptych demo: Banking77 intent classifier")
-    console.print(f"Data: {data_dir}   Home: {settings.home.resolve()}   Method: {method}")
+    console.print(
+        f"Data: {data_dir}   Home: {settings.home.resolve()}   Method: {method}", markup=False
+    )
     upgrade_database()
 
     started = time.perf_counter()

@@ -110,6 +110,12 @@ def compute_class_weights(labels: Sequence[int], num_labels: int) -> torch.Tenso
         TrainingError: If a class has no training example.
     """
     counts = Counter(labels)
+    out_of_range = sorted(index for index in counts if not 0 <= index < num_labels)
+    if out_of_range:
+        raise TrainingError(
+            f"Class indices {out_of_range!r} are outside 0..{num_labels - 1}; "
+            "encode labels with the model's label map."
+        )
     missing = [index for index in range(num_labels) if counts[index] == 0]
     if missing:
         raise TrainingError(

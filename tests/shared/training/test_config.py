@@ -210,3 +210,9 @@ def test_reject_label_map_with_single_label() -> None:
 
     with pytest.raises(DataError, match="at least two labels"):
         build_label_map(splits)
+
+
+def test_compute_class_weights_rejects_out_of_range_index() -> None:
+    """A class index at or above `num_labels` is an encoding error, not a silent miscount."""
+    with pytest.raises(TrainingError, match=r"\[5\]"):
+        compute_class_weights([0, 1, 2, 5], 3)
