@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import typer
-from rich.console import Console
 
+from pipelines._console import make_console
 from shared.settings import get_settings
 from shared.storage import upgrade_database
 
 db_app = typer.Typer(help="Database migrations (Alembic).", no_args_is_help=True)
-console = Console()
+console = make_console()
 
 
 @db_app.command("upgrade")
@@ -20,7 +20,7 @@ def upgrade_command(
 ) -> None:
     """Apply database migrations up to REVISION."""
     upgrade_database(revision=revision)
-    console.print(f"Database at {_safe_url()} is at {revision}.")
+    console.print(f"Database at {_safe_url()} is migrated to {revision}.", markup=False)
 
 
 def _safe_url() -> str:

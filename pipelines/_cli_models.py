@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from pipelines._console import fail, make_console
 from shared.errors import DiptychError
 from shared.registry import (
     find_version,
@@ -22,12 +23,17 @@ from shared.storage import ensure_database_ready
 models_app = typer.Typer(
     help="The model registry: list, show, promote, roll back.", no_args_is_help=True
 )
-console = Console()
+console = make_console()
+_fail = fail
 
 
-def _fail(exc: Exception) -> typer.Exit:
-    console.print(f"[red]error:[/red] {exc}")
-    return typer.Exit(code=2)
+@models_app.callback()
+def _prepare_registry() -> None:
+    """Work with the model registry."""
+    try:
+        ensure_database_ready()
+    except DiptychError as exc:
+        raise fail(exc) from None
 
 
 @models_app.command("list")
@@ -96,7 +102,9 @@ def rollback_command(
 
 
 def evaluate_command(
-    model: str = typer.Option(..., help="Registered model: NAME, NAME@VERSION or NAME@STAGE."),
+    model: str = typer.Option(
+        ..., help="Registered model: NAME, NAME@VERSION, NAME@latest or NAME@STAGE."
+    ),
     dataset: str = typer.Option(None, help="Named data set to evaluate on (its test split)."),
     file: Path = typer.Option(None, help="Your own labelled CSV, TSV or JSONL file instead."),
     text_column: str = typer.Option(
@@ -130,7 +138,9 @@ def evaluate_command(
 
 def predict_command(
     texts: list[str] = typer.Argument(None, help="Texts to classify."),
-    model: str = typer.Option(..., help="Registered model: NAME, NAME@VERSION or NAME@STAGE."),
+    model: str = typer.Option(
+        ..., help="Registered model: NAME, NAME@VERSION, NAME@latest or NAME@STAGE."
+    ),
     file: Path = typer.Option(
         None, help="A text file with one input per line, instead of arguments."
     ),
@@ -141,7 +151,7 @@ def predict_command(
 
     inputs = list(texts or [])
     if file is not None:
-        inputs.extend(file.read_text(encoding="utf-8").splitlines())
+        inputs.extend(_read_input_lines(file))
     if not inputs:
         raise _fail(ValueError("Pass texts as arguments or `--file` with one text per line."))
     try:
@@ -152,8 +162,36 @@ def predict_command(
     for text, prediction in zip(inputs, classifier.predict(inputs), strict=True):
         if as_json:
             print(json.dumps({"text": text, **prediction.__dict__}, ensure_ascii=False))
-        elif prediction.is_ok:
-            flag = " (out of scope)" if prediction.out_of_scope else ""
-            console.print(f"{prediction.label}\t{prediction.score:.3f}{flag}\t{text}")
         else:
-            console.print(f"[yellow]skipped[/yellow]\t{prediction.error}\t{text!r}")
+            print(_format_prediction(text, prediction))
+
+
+def _read_input_lines(path: Path) -> list[str]:
+    """Read one text per line from a UTF-8 file, as a CLI error on failure."""
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise fail(f"`--file` {str(path)!r} is not UTF-8 text; convert it to UTF-8.") from None
+    except OSError as exc:
+        raise fail(f"`--file` {str(path)!r} cannot be read: {exc.strerror}.") from None
+
+
+_ECHO_CHARACTERS = 60
+
+
+def _format_prediction(text: str, prediction: Any) -> str:
+    """One tab-separated line: label, score, flags, and the start of the text."""
+    shown = " ".join(text.split())
+    if len(shown) > _ECHO_CHARACTERS:
+        shown = shown[: _ECHO_CHARACTERS - 3] + "..."
+    if not prediction.is_ok:
+        return f"skipped\t{prediction.error}\t{shown!r}"
+    flags = [
+        name
+        for name, is_set in (
+            ("out-of-scope", prediction.out_of_scope),
+            ("truncated", prediction.truncated),
+        )
+        if is_set
+    ]
+    return f"{prediction.label}\t{prediction.score:.3f}\t{','.join(flags) or '-'}\t{shown}"

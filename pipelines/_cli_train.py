@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
+from pydantic import ValidationError
 
+from pipelines._console import describe_validation_error, fail, make_console
 from shared.data import DatasetSplits
 from shared.errors import DiptychError
 from shared.training.config import (
@@ -18,12 +19,8 @@ from shared.training.config import (
 )
 
 train_app = typer.Typer(help="Fine-tune classifiers and adapt encoders.", no_args_is_help=True)
-console = Console()
-
-
-def _fail(exc: Exception) -> typer.Exit:
-    console.print(f"[red]error:[/red] {exc}")
-    return typer.Exit(code=2)
+console = make_console()
+_fail = fail
 
 
 @train_app.command("classifier")
@@ -117,7 +114,7 @@ def train_classifier_command(
             output_dir=output_dir,
         )
         result = run_classifier_job(job)
-    except DiptychError as exc:
+    except (DiptychError, ValueError) as exc:
         raise _fail(exc) from None
     print_classifier_result(console, result)
 
@@ -134,10 +131,10 @@ def _build_config(path: Path | None, overrides: dict[str, Any]) -> ClassifierTra
     values.setdefault("base_model", get_settings().models.encoder)
     try:
         return ClassifierTrainingConfig.model_validate(values)
-    except ValueError as exc:
+    except ValidationError as exc:
         from shared.errors import ConfigurationError
 
-        raise ConfigurationError(f"Invalid training options: {exc}") from exc
+        raise ConfigurationError(describe_validation_error(exc)) from None
 
 
 def _load_splits(
@@ -231,7 +228,5 @@ def train_mlm_command(
             output_dir=output_dir,
             console=console,
         )
-    except DiptychError as exc:
-        raise _fail(exc) from None
-    except ValueError as exc:
+    except (DiptychError, ValueError) as exc:
         raise _fail(exc) from None

@@ -6,6 +6,8 @@ tasks in-process) with the data sets under DIPTYCH_DATA_DIR.
 
 from __future__ import annotations
 
+import shlex
+import sys
 import time
 
 from rich.console import Console
@@ -61,7 +63,6 @@ def run_demo(*, method: str = "head", sample: int = 0) -> None:
         console.print(Markdown(render_markdown(report, title="Banking77 test split")))
     print_classifier_result(console, result)
     console.print(f"Demo finished in {time.perf_counter() - started:.0f} s.")
-    console.print(
-        f"Try it: diptych predict --model {INTENT_MODEL_NAME} "
-        '"I still have not received my new card"'
-    )
+    executable = shlex.quote(sys.argv[0]) if sys.argv[0].endswith("diptych") else "diptych"
+    hint = f'{executable} predict --model {INTENT_MODEL_NAME} "My card has not arrived yet"'
+    console.print(f"Try it: {hint}", markup=False, soft_wrap=True)

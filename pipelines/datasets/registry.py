@@ -122,8 +122,9 @@ def get_dataset_spec(name: str) -> DatasetSpec:
     """
     if name not in DATASETS:
         raise DataError(
-            f"Unknown data set `name`={name!r}; use one of {', '.join(map(repr, DATASETS))}, "
-            "or load your own file with `load_table_splits`."
+            f"Unknown data set {name!r} (`--dataset`); use one of "
+            f"{', '.join(map(repr, DATASETS))}, or pass your own CSV, TSV or JSON Lines file "
+            "with `--train-file` (`load_table_splits` in Python)."
         )
     return DATASETS[name]
 

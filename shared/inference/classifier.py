@@ -123,7 +123,11 @@ class TextClassifier:
 
         The texts must be non-empty; `predict` filters them first.
         """
-        encoded = self.tokenizer(list(texts), truncation=False)["input_ids"]
+        # Cutting at max_length + 1 tells truncated input apart without
+        # tokenising a huge text whole (and without the tokenizer's warning).
+        encoded = self.tokenizer(list(texts), truncation=True, max_length=self.max_length + 1)[
+            "input_ids"
+        ]
         lengths = [min(len(ids), self.max_length) for ids in encoded]
         truncated = [len(ids) > self.max_length for ids in encoded]
         probabilities = np.zeros((len(texts), len(self.labels)), dtype=np.float32)

@@ -70,8 +70,13 @@ def parse_reference(reference: str) -> ModelReference:
     Raises:
         ValueError: If the name or the part after ``@`` is invalid.
     """
-    name, _, qualifier = reference.strip().partition("@")
+    name, separator, qualifier = reference.strip().partition("@")
     _check_name(name)
+    if separator and not qualifier:
+        raise ValueError(
+            f"`reference` {reference!r} ends with '@': add a version, `latest` or a stage, "
+            "or drop the '@' for the production version."
+        )
     if not qualifier:
         return ModelReference(name=name, stage="production")
     if qualifier.isdigit():
@@ -205,6 +210,7 @@ def _insert_version(
             select(func.max(ModelVersion.version)).where(ModelVersion.name == name)
         )
         version = (latest or 0) + 1
+        _warn_on_label_change(session, name=name, label_map=label_map)
         version_dir = get_settings().models_dir / name / f"v{version}"
         # Copy into a private folder first, because a concurrent registration may have read
         # the same version number. Only the registration whose row flushes owns `version_dir`.
@@ -237,6 +243,26 @@ def _insert_version(
         write_manifest(version_dir, _manifest(row, extra_manifest))
     logger.info("model registered name=%s version=%d method=%s", name, version, method)
     return row
+
+
+def _warn_on_label_change(session: Session, *, name: str, label_map: dict[str, int]) -> None:
+    """Log when a name's newest version predicts a different label set than the new one."""
+    previous = session.scalars(
+        select(ModelVersion)
+        .where(ModelVersion.name == name)
+        .order_by(ModelVersion.version.desc())
+        .limit(1)
+    ).first()
+    if previous is None or not label_map or set(previous.label_map) == set(label_map):
+        return
+    logger.warning(
+        "label set changed name=%s previous=%s labels_before=%d labels_now=%d: "
+        "clients of this name will receive different classes after a promotion",
+        name,
+        previous.reference,
+        len(previous.label_map),
+        len(label_map),
+    )
 
 
 def _copy_artefacts(model_dir: Path, report_dir: Path | None, name_dir: Path) -> Path:
@@ -309,7 +335,11 @@ def _find(session: Session, ref: ModelReference) -> ModelVersion:
     hint = (
         f" Existing: {', '.join(existing)}. Promote one with `diptych models promote {ref.name}@N`."
         if existing
-        else " Nothing is registered under that name; see `diptych models list`."
+        else (
+            f" Nothing is registered under that name in the registry at "
+            f"{get_settings().models_dir.resolve()} (set by DIPTYCH_HOME); "
+            "see `diptych models list`."
+        )
     )
     raise ModelVersionNotFoundError(f"No {wanted} of model {ref.name!r}.{hint}")
 

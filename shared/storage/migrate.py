@@ -71,7 +71,7 @@ def ensure_database_ready(url: str | None = None) -> None:
 
     url = url or get_settings().resolved_database_url
     if make_url(url).get_backend_name() == "sqlite":
-        upgrade_database(url)
+        command.upgrade(build_alembic_config(url), "heads")
         return
     expected = set(ScriptDirectory.from_config(build_alembic_config(url)).get_heads())
     with get_engine(url).connect() as connection:

@@ -74,8 +74,9 @@ def fit_head(
 ) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
     """Fit the head and return its weight (C, D), bias (C,) and a log history.
 
-    The log history has one evaluation entry per candidate, in the form of
-    transformers' `Trainer.state.log_history`, so the same plots apply.
+    The log history has one evaluation entry per candidate (`step` numbers the
+    candidates of `c_grid`), in the form of transformers'
+    `Trainer.state.log_history`, so the same plots apply.
     """
     if options.kind == "linear":
         return _fit_linear(
@@ -115,9 +116,7 @@ def _fit_logistic(
         )
         head.fit(train_x, train_y)
         accuracy = float((head.predict(dev_x) == dev_y).mean()) if len(dev_y) else float("nan")
-        history.append(
-            {"step": step, "epoch": float(step), "C": c_value, "eval_accuracy": accuracy}
-        )
+        history.append({"step": step, "C": c_value, "eval_accuracy": accuracy})
         logger.info(
             "logistic head fitted C=%s dev_accuracy=%.4f seconds=%.1f",
             c_value,

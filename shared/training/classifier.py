@@ -122,6 +122,7 @@ def train_classifier(
     """
     if not splits.train:
         raise DataError("The training split is empty; check the data set and split fractions.")
+    _warn_on_small_splits(splits)
     torch.manual_seed(config.seed)
     output_dir.mkdir(parents=True, exist_ok=True)
     model_dir, report_dir, run_dir = (
@@ -169,6 +170,22 @@ def train_classifier(
     )
     result.model = trained_model.eval()
     return result
+
+
+# Below this many examples a split's accuracy moves by more than 3 points per
+# example, too coarse to pick checkpoints or thresholds or to compare runs.
+_MIN_RELIABLE_SPLIT = 30
+
+
+def _warn_on_small_splits(splits: DatasetSplits) -> None:
+    for name, examples in (("dev", splits.dev), ("test", splits.test)):
+        if 0 < len(examples) < _MIN_RELIABLE_SPLIT:
+            logger.warning(
+                "split %s has only %d examples: its figures are unreliable; "
+                "add data or pass a larger split fraction",
+                name,
+                len(examples),
+            )
 
 
 def _train_into(
@@ -439,12 +456,18 @@ def _write_run_report(result: TrainedClassifier) -> None:
         "split": split,
         "train_seconds": round(result.train_seconds, 1),
         "data_fingerprint": result.data_fingerprint,
-        "dev": result.dev_report.model_dump(mode="json") if result.dev_report is not None else None,
+        "dev_accuracy": result.dev_report.accuracy if result.dev_report is not None else None,
+        "dev_macro_f1": result.dev_report.macro_f1 if result.dev_report is not None else None,
     }
+    if result.dev_report is not None:
+        result.report_dir.mkdir(parents=True, exist_ok=True)
+        (result.report_dir / "dev_report.json").write_text(
+            result.dev_report.model_dump_json(indent=2), encoding="utf-8"
+        )
     write_report(
         report,
         result.report_dir,
-        title=f"{result.config.method} classifier, {split} split",
+        title=f"{result.config.method} classifier on {result.config.base_model}, {split} split",
         extra=extra,
         log_history=result.log_history,
     )

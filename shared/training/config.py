@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from shared.errors import ConfigurationError
 
@@ -266,5 +266,9 @@ def load_config_file(path: Path, model: type[BaseModel], **overrides: object) ->
     data.update({key: value for key, value in overrides.items() if value is not None})
     try:
         return model.model_validate(data)
-    except ValueError as exc:
-        raise ConfigurationError(f"Config file {str(path)!r} is invalid: {exc}") from exc
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc'])}={error.get('input')!r}: {error['msg']}"
+            for error in exc.errors()
+        )
+        raise ConfigurationError(f"Config file {str(path)!r} is invalid: {problems}") from None

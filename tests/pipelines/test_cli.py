@@ -74,7 +74,7 @@ def test_db_upgrade_creates_database_in_fresh_home(runner: CliRunner) -> None:
     result = _invoke(runner, "db", "upgrade")
 
     assert result.exit_code == 0, result.output
-    assert "is at heads" in _flat(result.stdout)
+    assert "is migrated to heads" in _flat(result.output)
     assert database_file.is_file()
     assert "model_versions" in inspect(get_engine()).get_table_names()
 
@@ -88,8 +88,8 @@ def test_models_list_prints_empty_table(runner: CliRunner) -> None:
     result = _invoke(runner, "models", "list")
 
     assert result.exit_code == 0, result.output
-    assert "Model versions" in result.stdout
-    assert "reference" in result.stdout
+    assert "Model versions" in result.output
+    assert "reference" in result.output
 
 
 @pytest.mark.usefixtures("migrated_home")
@@ -100,9 +100,9 @@ def test_models_list_shows_registered_version(runner: CliRunner, tiny_model_dir:
     result = _invoke(runner, "models", "list")
 
     assert result.exit_code == 0, result.output
-    assert f"{NAME}@1" in result.stdout
-    assert "candidate" in result.stdout
-    assert "0.7500" in result.stdout
+    assert f"{NAME}@1" in result.output
+    assert "candidate" in result.output
+    assert "0.7500" in result.output
 
 
 @pytest.mark.usefixtures("migrated_home")
@@ -113,7 +113,7 @@ def test_models_show_prints_manifest_json(runner: CliRunner, tiny_model_dir: Pat
     result = _invoke(runner, "models", "show", f"{NAME}@1")
 
     assert result.exit_code == 0, result.output
-    manifest = json.loads(result.stdout)
+    manifest = json.loads(result.output)
     assert manifest["checksums"] == row.checksums
     assert sorted(manifest["checksums"]) == ["config.json", "model.safetensors"]
     assert manifest["stage"] == "candidate"
@@ -126,8 +126,8 @@ def test_models_show_missing_exits_2(runner: CliRunner) -> None:
     result = _invoke(runner, "models", "show", "missing")
 
     assert result.exit_code == 2
-    assert "error:" in result.stdout
-    assert "Nothing is registered under that name" in _flat(result.stdout)
+    assert "error:" in result.output
+    assert "Nothing is registered under that name" in _flat(result.output)
 
 
 @pytest.mark.usefixtures("migrated_home")
@@ -136,7 +136,7 @@ def test_models_show_invalid_reference_exits_2(runner: CliRunner) -> None:
     result = _invoke(runner, "models", "show", "Support Intent")
 
     assert result.exit_code == 2
-    assert "is invalid" in _flat(result.stdout)
+    assert "is invalid" in _flat(result.output)
 
 
 @pytest.mark.usefixtures("migrated_home")
@@ -170,7 +170,7 @@ def test_models_rollback_to_version(runner: CliRunner, tiny_model_dir: Path) -> 
     result = _invoke(runner, "models", "rollback", NAME, "--to", "1")
 
     assert result.exit_code == 0, result.output
-    assert _flat(result.stdout) == f"{NAME}@1 is now in production."
+    assert _flat(result.output) == f"{NAME}@1 is now in production."
 
 
 @pytest.mark.usefixtures("migrated_home")
@@ -183,8 +183,8 @@ def test_models_rollback_only_version_exits_2(runner: CliRunner, tiny_model_dir:
     result = _invoke(runner, "models", "rollback", NAME)
 
     assert result.exit_code == 2
-    assert "oldest version" in _flat(result.stdout)
-    assert "nothing to roll back to" in _flat(result.stdout)
+    assert "oldest version" in _flat(result.output)
+    assert "nothing to roll back to" in _flat(result.output)
 
 
 @pytest.mark.usefixtures("migrated_home")
@@ -195,7 +195,7 @@ def test_models_promote_missing_exits_2(runner: CliRunner, tiny_model_dir: Path)
     result = _invoke(runner, "models", "promote", f"{NAME}@4")
 
     assert result.exit_code == 2
-    assert f"{NAME}@1 (candidate)" in _flat(result.stdout)
+    assert f"{NAME}@1 (candidate)" in _flat(result.output)
 
 
 # train
@@ -206,8 +206,8 @@ def test_train_classifier_without_data_exits_2(runner: CliRunner) -> None:
     result = _invoke(runner, "train", "classifier")
 
     assert result.exit_code == 2
-    assert "--dataset" in result.stdout
-    assert "--train-file" in result.stdout
+    assert "--dataset" in result.output
+    assert "--train-file" in result.output
 
 
 def test_train_classifier_with_both_sources_exits_2(runner: CliRunner, tmp_path: Path) -> None:
@@ -220,7 +220,7 @@ def test_train_classifier_with_both_sources_exits_2(runner: CliRunner, tmp_path:
     )
 
     assert result.exit_code == 2
-    assert "exactly one of" in _flat(result.stdout)
+    assert "exactly one of" in _flat(result.output)
 
 
 def test_train_classifier_unknown_dataset_lists_known(
@@ -235,7 +235,7 @@ def test_train_classifier_unknown_dataset_lists_known(
     result = _invoke(runner, "train", "classifier", "--dataset", "nope")
 
     assert result.exit_code == 2
-    output = _flat(result.stdout)
+    output = _flat(result.output)
     assert "'nope'" in output
     for name in KNOWN_DATASETS:
         assert repr(name) in output
@@ -250,8 +250,8 @@ def test_predict_missing_model_exits_2(runner: CliRunner) -> None:
     result = _invoke(runner, "predict", "--model", "missing", "where is my card?")
 
     assert result.exit_code == 2
-    assert "error:" in result.stdout
-    assert "'missing'" in result.stdout
+    assert "error:" in result.output
+    assert "'missing'" in result.output
 
 
 @pytest.mark.usefixtures("migrated_home")
@@ -260,4 +260,58 @@ def test_predict_without_texts_exits_2(runner: CliRunner) -> None:
     result = _invoke(runner, "predict", "--model", NAME)
 
     assert result.exit_code == 2
-    assert "--file" in result.stdout
+    assert "--file" in result.output
+
+
+# Errors a new user meets first
+
+
+def test_models_list_migrates_fresh_home(runner: CliRunner) -> None:
+    """`models list` on a never-used home creates the embedded database instead of crashing."""
+    result = _invoke(runner, "models", "list")
+
+    assert result.exit_code == 0, result.output
+    assert "Model versions" in result.output
+
+
+def test_predict_file_missing_exits_2(runner: CliRunner, tmp_path: Path) -> None:
+    """A missing `--file` is one error line naming the file, not a traceback."""
+    missing = tmp_path / "nope.txt"
+
+    result = _invoke(runner, "predict", "--model", "any", "--file", str(missing))
+
+    assert result.exit_code == 2
+    assert "nope.txt" in _flat(result.output)
+    assert "Traceback" not in result.output
+
+
+def test_predict_file_not_utf8_exits_2(runner: CliRunner, tmp_path: Path) -> None:
+    """A Latin-1 `--file` is rejected with the fix: convert it to UTF-8."""
+    latin = tmp_path / "latin1.txt"
+    latin.write_bytes("café crème\n".encode("latin-1"))
+
+    result = _invoke(runner, "predict", "--model", "any", "--file", str(latin))
+
+    assert result.exit_code == 2
+    assert "not UTF-8" in _flat(result.output)
+
+
+def test_train_unknown_method_names_option(runner: CliRunner) -> None:
+    """A misspelt `--method` is reported with the option, the value and the choices."""
+    result = _invoke(runner, "train", "classifier", "--dataset", "banking77", "--method", "lorra")
+
+    assert result.exit_code == 2
+    flat = _flat(result.output)
+    assert "--method 'lorra'" in flat
+    assert "'lora'" in flat
+    assert "pydantic.dev" not in flat
+
+
+@pytest.mark.usefixtures("data_dir")
+def test_train_sample_below_label_count_exits_2(runner: CliRunner) -> None:
+    """`--sample` smaller than the label count is one error line, not a traceback."""
+    result = _invoke(runner, "train", "classifier", "--dataset", "banking77", "--sample", "50")
+
+    assert result.exit_code == 2
+    assert "number of labels (77)" in _flat(result.output)
+    assert "Traceback" not in result.output

@@ -223,7 +223,7 @@ def test_parse_reference_accepts_valid_forms(reference: str, expected: ModelRefe
     assert parse_reference(reference) == expected
 
 
-@pytest.mark.parametrize("reference", ["a@bogus", "a@-1", "A@1", "@1", ""])
+@pytest.mark.parametrize("reference", ["a@bogus", "a@-1", "A@1", "@1", "", "a@"])
 def test_parse_reference_rejects_invalid_forms(reference: str) -> None:
     """An unknown qualifier or an invalid name raises ValueError."""
     with pytest.raises(ValueError, match=r"`(reference|name)`"):
