@@ -102,6 +102,16 @@ def _build_peft_config(config: ClassifierTrainingConfig, total_steps: int) -> Pe
     return None
 
 
+def _selects_best_checkpoint(config: ClassifierTrainingConfig, *, has_dev: bool) -> bool:
+    """Whether the dev split picks the checkpoint kept (and may stop training early).
+
+    Not for AdaLoRA: its saved adapters are cut to the rank pattern of the
+    moment, so an earlier checkpoint no longer fits the final model's shapes,
+    and its budget schedule assumes the run goes to the last step.
+    """
+    return has_dev and config.method != "adalora"
+
+
 def _training_arguments(
     config: ClassifierTrainingConfig, run_dir: Path, *, has_dev: bool, use_cpu: bool
 ) -> TrainingArguments:
@@ -119,7 +129,7 @@ def _training_arguments(
         save_strategy=evaluation,
         save_only_model=True,
         save_total_limit=2,
-        load_best_model_at_end=has_dev,
+        load_best_model_at_end=_selects_best_checkpoint(config, has_dev=has_dev),
         metric_for_best_model=f"eval_{config.metric_for_best_model}" if has_dev else None,
         greater_is_better=config.metric_for_best_model != "loss",
         logging_steps=25,
@@ -157,7 +167,7 @@ def train_with_trainer(
     callbacks: list[TrainerCallback] = []
     if config.method == "adalora":
         callbacks.append(AdaLoraBudgetCallback())
-    if dev is not None and config.early_stopping_patience:
+    if _selects_best_checkpoint(config, has_dev=dev is not None) and config.early_stopping_patience:
         callbacks.append(
             EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience)
         )

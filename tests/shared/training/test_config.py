@@ -216,3 +216,15 @@ def test_compute_class_weights_rejects_out_of_range_index() -> None:
     """A class index at or above `num_labels` is an encoding error, not a silent miscount."""
     with pytest.raises(TrainingError, match=r"\[5\]"):
         compute_class_weights([0, 1, 2, 5], 3)
+
+
+def test_adalora_never_reloads_earlier_checkpoint() -> None:
+    """AdaLoRA checkpoints change shape as ranks are pruned, so the last state is kept."""
+    from shared.training._trainer import _selects_best_checkpoint
+
+    adalora = ClassifierTrainingConfig(method="adalora")
+    full = ClassifierTrainingConfig(method="full")
+
+    assert not _selects_best_checkpoint(adalora, has_dev=True)
+    assert _selects_best_checkpoint(full, has_dev=True)
+    assert not _selects_best_checkpoint(full, has_dev=False)
