@@ -5,6 +5,11 @@ fine-tuning helps most when the domain differs from the encoder's original
 text (Gururangan et al. 2020, "Don't Stop Pretraining", arXiv:2004.10964).
 The result is a plain encoder folder that any classifier method accepts as
 its base model.
+
+NOTE: sentence-embedding checkpoints such as all-MiniLM-L6-v2 ship without
+BERT's masked-LM head, so its transform layer starts from random weights and
+the perplexity before training is in the tens of thousands. The figure to
+watch is how far it falls, not its starting value.
 """
 
 from __future__ import annotations
