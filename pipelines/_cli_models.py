@@ -24,7 +24,6 @@ models_app = typer.Typer(
     help="The model registry: list, show, promote, roll back.", no_args_is_help=True
 )
 console = make_console()
-_fail = fail
 
 
 @models_app.callback()
@@ -67,7 +66,7 @@ def show_command(
     try:
         row = find_version(reference)
     except (DiptychError, ValueError) as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     manifest = read_manifest(Path(row.path)) or {"note": "manifest.json is missing"}
     manifest["stage"] = row.stage
     manifest["path"] = row.path
@@ -82,7 +81,7 @@ def promote_command(
     try:
         row = promote_version(reference)
     except (DiptychError, ValueError) as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     console.print(f"{row.reference} is now in production.")
 
 
@@ -97,7 +96,7 @@ def rollback_command(
     try:
         row = rollback_version(name, to_version=to)
     except (DiptychError, ValueError) as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     console.print(f"{row.reference} is now in production.")
 
 
@@ -133,7 +132,7 @@ def evaluate_command(
             console=console,
         )
     except (DiptychError, ValueError) as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
 
 
 def predict_command(
@@ -153,12 +152,12 @@ def predict_command(
     if file is not None:
         inputs.extend(_read_input_lines(file))
     if not inputs:
-        raise _fail(ValueError("Pass texts as arguments or `--file` with one text per line."))
+        raise fail(ValueError("Pass texts as arguments or `--file` with one text per line."))
     try:
         ensure_database_ready()
         classifier = TextClassifier.from_registry(model)
     except (DiptychError, ValueError) as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     for text, prediction in zip(inputs, classifier.predict(inputs), strict=True):
         if as_json:
             print(json.dumps({"text": text, **prediction.__dict__}, ensure_ascii=False))
@@ -180,7 +179,7 @@ _ECHO_CHARACTERS = 60
 
 
 def _format_prediction(text: str, prediction: Any) -> str:
-    """One tab-separated line: label, score, flags, and the start of the text."""
+    """Format one tab-separated line: label, score, flags and the start of the text."""
     shown = " ".join(text.split())
     if len(shown) > _ECHO_CHARACTERS:
         shown = shown[: _ECHO_CHARACTERS - 3] + "..."

@@ -20,7 +20,6 @@ from shared.training.config import (
 
 train_app = typer.Typer(help="Fine-tune classifiers and adapt encoders.", no_args_is_help=True)
 console = make_console()
-_fail = fail
 
 
 @train_app.command("classifier")
@@ -115,7 +114,7 @@ def train_classifier_command(
         )
         result = run_classifier_job(job)
     except (DiptychError, ValueError) as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     print_classifier_result(console, result)
 
 
@@ -229,4 +228,4 @@ def train_mlm_command(
             console=console,
         )
     except (DiptychError, ValueError) as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None

@@ -123,8 +123,8 @@ class TextClassifier:
 
         The texts must be non-empty; `predict` filters them first.
         """
-        # Cutting at max_length + 1 tells truncated input apart without
-        # tokenising a huge text whole (and without the tokenizer's warning).
+        # Cutting at max_length + 1 is enough to detect truncated input, and it
+        # avoids tokenising a huge text whole (and the tokenizer's length warning).
         encoded = self.tokenizer(list(texts), truncation=True, max_length=self.max_length + 1)[
             "input_ids"
         ]

@@ -1,8 +1,8 @@
 """The `contrastive` method: SetFit's body training on label-derived pairs.
 
 SetFit samples positive pairs (same label) and negative pairs (different
-labels) and tunes the sentence-transformer body with a cosine-similarity loss;
-a head is then fitted on the tuned body's embeddings. The body is trained with
+labels) and tunes the sentence-transformer body with a cosine-similarity loss.
+A head is then fitted on the tuned body's embeddings. The body is trained with
 the `setfit` library; the head with this package's `head` code, so the result
 is an ordinary `EncoderForSequenceClassification` folder.
 """

@@ -103,7 +103,7 @@ def _build_peft_config(config: ClassifierTrainingConfig, total_steps: int) -> Pe
 
 
 def _selects_best_checkpoint(config: ClassifierTrainingConfig, *, has_dev: bool) -> bool:
-    """Whether the dev split picks the checkpoint kept (and may stop training early).
+    """Return whether the dev split picks the kept checkpoint (and may stop training early).
 
     Not for AdaLoRA: its saved adapters are cut to the rank pattern of the
     moment, so an earlier checkpoint no longer fits the final model's shapes,

@@ -1,9 +1,9 @@
 """Fine-tune, save and evaluate a sequence classifier with any supported method.
 
-`train_classifier` is the one entry point: it resolves the base model, trains
-with the configured method, saves a self-contained folder (safetensors, the
-tokenizer, the resolved config and the serving settings), reloads that folder
-to evaluate it, and writes the report beside it. Evaluating the saved folder
+`train_classifier` is the one entry point. It resolves the base model and
+trains with the configured method. It then saves a self-contained folder
+(safetensors, the tokenizer, the resolved config and the serving settings),
+reloads that folder to evaluate it, and writes the report beside it. Evaluating the saved folder
 rather than the in-memory model means the reported figures are the figures
 of what gets registered and served.
 """

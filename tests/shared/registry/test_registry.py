@@ -256,7 +256,7 @@ def test_find_version_without_production_lists_existing(tiny_model_dir: Path) ->
 
 
 def test_find_version_of_unknown_name_points_to_list(tiny_model_dir: Path) -> None:
-    """A name with no versions at all says so and names the listing command."""
+    """A name with no versions at all is reported as unregistered, with the listing command."""
     register_tiny_model(tiny_model_dir)
 
     with pytest.raises(ModelVersionNotFoundError, match="diptych models list"):
