@@ -6,9 +6,12 @@
     │   └── DatasetNotFoundError  the data-set folder or file does not exist
     ├── BaseModelError            a base model cannot be resolved or loaded
     ├── TrainingError             a fine-tuning run failed or cannot start
-    └── RegistryError             a model version cannot be found, stored or trusted
-        ├── ModelVersionNotFoundError
-        └── IntegrityError        files changed since registration, or labels unusable
+    ├── RegistryError             a model version cannot be found, stored or trusted
+    │   ├── ModelVersionNotFoundError
+    │   └── IntegrityError        files changed since registration, or labels unusable
+    ├── RetrievalError            a search index cannot be built, loaded or queried
+    │   └── IndexMismatchError    an index was built with another embedding model
+    └── GenerationError           a causal LM cannot load, fit a prompt or generate
 
 Each class also derives from the built-in exception that matches its meaning
 (`ValueError`, `FileNotFoundError`, `LookupError`), so callers that catch the
@@ -23,9 +26,12 @@ __all__ = [
     "DataError",
     "DatasetNotFoundError",
     "DiptychError",
+    "GenerationError",
+    "IndexMismatchError",
     "IntegrityError",
     "ModelVersionNotFoundError",
     "RegistryError",
+    "RetrievalError",
     "TrainingError",
 ]
 
@@ -64,3 +70,15 @@ class ModelVersionNotFoundError(RegistryError, LookupError):
 
 class IntegrityError(RegistryError, ValueError):
     """A registered model's files or label map fail verification."""
+
+
+class RetrievalError(DiptychError, ValueError):
+    """A search index cannot be built, saved, loaded or queried."""
+
+
+class IndexMismatchError(RetrievalError):
+    """A stored index was built with another embedding model or dimension."""
+
+
+class GenerationError(DiptychError, RuntimeError):
+    """A causal LM cannot be loaded, cannot fit a prompt, or failed to generate."""
