@@ -109,11 +109,17 @@ def test_find_experiment_configs() -> None:
 def test_load_experiment_config(path: Path) -> None:
     """Every shipped YAML experiment validates.
 
-    Files named `<data set>-mlm.yaml` are continued-pretraining configs. Every other
-    file is a classifier config named `<data set>-<method>.yaml`.
+    Files named `<data set>-mlm.yaml` are continued-pretraining configs and
+    `<service>-drafter.yaml` causal-LM fine-tuning configs. Every other file is a
+    classifier config named `<data set>-<method>.yaml`.
     """
     if path.stem.endswith("-mlm"):
         assert isinstance(load_config_file(path, MlmTrainingConfig), MlmTrainingConfig)
+        return
+    if path.stem.endswith("-drafter"):
+        from shared.training.causal_lm import CausalLmSftConfig
+
+        assert isinstance(load_config_file(path, CausalLmSftConfig), CausalLmSftConfig)
         return
 
     config = load_config_file(path, ClassifierTrainingConfig)
