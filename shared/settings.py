@@ -8,13 +8,22 @@ under `home`, tasks executed in-process. Setting `database_url` and
 from __future__ import annotations
 
 import functools
+import re
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["ModelSettings", "Settings", "get_settings", "reset_settings"]
+__all__ = [
+    "ModelSettings",
+    "Settings",
+    "SupportSettings",
+    "WorkerQueue",
+    "WorkerSettings",
+    "get_settings",
+    "reset_settings",
+]
 
 
 class ModelSettings(BaseModel):
@@ -37,6 +46,170 @@ class ModelSettings(BaseModel):
             "Allow resolving hub names by downloading. Off by default so that nothing is "
             "fetched at run time; `HF_HUB_OFFLINE=1` also blocks downloads."
         ),
+    )
+
+
+WorkerQueue = Literal["support", "sentiment", "recommender", "training"]
+
+_TASK_MODULE_PATTERN = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
+
+
+class WorkerSettings(BaseModel):
+    """Celery worker settings: process layout, time limits and bounded redelivery."""
+
+    concurrency: int = Field(
+        default=1,
+        ge=1,
+        description="Child processes per worker, each running one task at a time.",
+    )
+    torch_threads: int = Field(
+        default=1,
+        ge=1,
+        description=(
+            "Torch intra-op threads in each child process; also written to "
+            "`OMP_NUM_THREADS` and `MKL_NUM_THREADS`."
+        ),
+    )
+    prefetch_multiplier: int = Field(
+        default=1,
+        ge=1,
+        description=(
+            "Messages each child reserves in advance; 1 keeps short tasks from waiting "
+            "behind a long one that a busy child has reserved."
+        ),
+    )
+    visibility_timeout_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description=(
+            "Seconds after which Redis gives an unacknowledged message to another worker. "
+            "Must exceed `time_limit_s`, the longest a task may run, or a running task "
+            "is started a second time."
+        ),
+    )
+    soft_time_limit_s: float = Field(
+        default=1800.0,
+        gt=0,
+        description="Seconds after which a task receives `SoftTimeLimitExceeded` and can clean up.",
+    )
+    time_limit_s: float = Field(
+        default=2100.0,
+        gt=0,
+        description=(
+            "Seconds after which the child process running a task is killed; must exceed "
+            "`soft_time_limit_s`."
+        ),
+    )
+    max_deliveries: int = Field(
+        default=3,
+        ge=1,
+        description=(
+            "Deliveries of one task message that may run; the next delivery goes to the "
+            "dead-letter list instead."
+        ),
+    )
+    extra_task_modules: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Task modules to import besides those of the `diptych.tasks` entry points, "
+            'as a JSON list in the environment, e.g. `["my_package.tasks"]`.'
+        ),
+    )
+    queues: list[WorkerQueue] = Field(
+        default_factory=lambda: list(get_args(WorkerQueue)),
+        min_length=1,
+        description=(
+            "Queues a worker consumes when started without `-Q`, as a JSON list in the "
+            "environment; the `default` queue is always added."
+        ),
+    )
+
+    @field_validator("extra_task_modules", mode="after")
+    @classmethod
+    def _check_module_names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not _TASK_MODULE_PATTERN.fullmatch(name):
+                raise ValueError(
+                    f"`extra_task_modules` must contain dotted module names such as "
+                    f"'my_package.tasks', got {name!r}; remove any path separators or `.py`."
+                )
+        return value
+
+    @field_validator("queues", mode="after")
+    @classmethod
+    def _check_unique_queues(cls, value: list[WorkerQueue]) -> list[WorkerQueue]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"`queues` must not repeat a queue, got {value!r}.")
+        return value
+
+    @model_validator(mode="after")
+    def _check_time_limits(self) -> WorkerSettings:
+        if self.time_limit_s <= self.soft_time_limit_s:
+            raise ValueError(
+                f"`time_limit_s` ({self.time_limit_s!r}) must be greater than "
+                f"`soft_time_limit_s` ({self.soft_time_limit_s!r}) so that a task can clean "
+                f"up before it is killed; raise DIPTYCH_WORKER__TIME_LIMIT_S or lower "
+                f"DIPTYCH_WORKER__SOFT_TIME_LIMIT_S."
+            )
+        if self.visibility_timeout_s <= self.time_limit_s:
+            raise ValueError(
+                f"`visibility_timeout_s` ({self.visibility_timeout_s!r}) must be greater than "
+                f"`time_limit_s` ({self.time_limit_s!r}), or Redis hands a still-running task "
+                f"to a second worker; raise DIPTYCH_WORKER__VISIBILITY_TIMEOUT_S or lower "
+                f"DIPTYCH_WORKER__TIME_LIMIT_S."
+            )
+        return self
+
+
+class SupportSettings(BaseModel):
+    """The support service: which models it serves and how it decides."""
+
+    intent_model: str = Field(
+        default="support-intent",
+        description="Registry name (or `name@version`) of the intent classifier; its "
+        "production version serves.",
+    )
+    drafter_model: str = Field(
+        default="support-drafter",
+        description="Registry name of the fine-tuned drafter. While it has no production "
+        "version, the base drafter in `models.drafter` writes the drafts.",
+    )
+    review_threshold: float = Field(
+        default=0.6,
+        ge=0.0,
+        le=1.0,
+        description="Tickets whose intent confidence is below this go to the human queue; "
+        "out-of-scope ones always do.",
+    )
+    top_k_articles: int = Field(default=5, ge=1, le=50, description="Articles retrieved.")
+    top_k_tickets: int = Field(
+        default=2, ge=0, le=20, description="Similar resolved tickets retrieved."
+    )
+    max_new_tokens: int = Field(
+        default=320,
+        ge=8,
+        le=2048,
+        description="Longest draft in tokens. Bitext reference replies reach 258 SmolLM2 "
+        "tokens at the 99th percentile.",
+    )
+    max_prompt_tokens: int = Field(
+        default=256,
+        ge=64,
+        le=32_768,
+        description="Token budget of the drafting prompt; passages are trimmed first to fit. "
+        "The drafter is fine-tuned with the same budget.",
+    )
+    grounding_threshold: float = Field(
+        default=0.5,
+        ge=0.0,
+        le=1.0,
+        description="Mean best cosine between a draft's sentences and its passages below "
+        "which the draft is replaced by the best passage.",
+    )
+    slot_values: dict[str, str] = Field(
+        default_factory=dict,
+        description="Values for answer-template slots, e.g. "
+        '`{"Company Name": "Acme", "Customer Support Phone Number": "+1 555 0100"}`.',
     )
 
 
@@ -79,6 +252,8 @@ class Settings(BaseSettings):
     seed: int = Field(default=42, description="Default random seed for splits and training.")
     log_level: str = Field(default="INFO", description="Logging level name for the CLI.")
     models: ModelSettings = Field(default_factory=ModelSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    support: SupportSettings = Field(default_factory=SupportSettings)
 
     @field_validator("home", mode="after")
     @classmethod

@@ -99,3 +99,11 @@ def _drop_all(url: str) -> None:
         connection.execute(sqlalchemy.text("DROP SCHEMA public CASCADE"))
         connection.execute(sqlalchemy.text("CREATE SCHEMA public"))
     engine.dispose()
+
+
+from tests._celery import (  # noqa: E402, F401
+    celery_broker_url,
+    celery_redis_reservation,
+    celery_redis_url,
+    start_worker,
+)
