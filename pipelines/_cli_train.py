@@ -229,3 +229,74 @@ def train_mlm_command(
         )
     except (DiptychError, ValueError) as exc:
         raise fail(exc) from None
+
+
+@train_app.command("drafter")
+def train_drafter_command(
+    dataset: str = typer.Option(
+        None, help="Named data set with reference replies: bitext (its training split)."
+    ),
+    train_file: Path = typer.Option(
+        None, help="replies.jsonl from `diptych support export-feedback` instead of --dataset."
+    ),
+    config: Path = typer.Option(
+        None, help="YAML experiment file; command-line options override it."
+    ),
+    name: str = typer.Option("support-drafter", help="Registry name."),
+    base_model: str = typer.Option(None, help="Causal LM to fine-tune (default: the drafter)."),
+    epochs: float = typer.Option(None, help="Passes over the examples."),
+    learning_rate: float = typer.Option(None, help="Peak learning rate."),
+    max_length: int = typer.Option(None, help="Maximum tokens of prompt plus reply."),
+    sample: int = typer.Option(0, help="Keep only this many examples (0 = all)."),
+    seed: int = typer.Option(None, help="Random seed."),
+    promote: bool = typer.Option(False, help="Promote the new version to production."),
+    output_dir: Path = typer.Option(
+        None, help="Run folder (default: <DIPTYCH_HOME>/runs/<name>-<time>)."
+    ),
+) -> None:
+    """Fine-tune the reply drafter (LoRA on the causal LM) and register it."""
+    from pipelines.drafter_job import DrafterJob, read_reply_file, run_drafter_job
+    from shared.settings import get_settings
+    from shared.training.causal_lm import CausalLmSftConfig
+
+    overrides = {
+        "base_model": base_model or get_settings().models.drafter,
+        "epochs": epochs,
+        "learning_rate": learning_rate,
+        "max_length": max_length,
+        "seed": seed,
+    }
+    if (dataset is None) == (train_file is None):
+        raise fail("pass exactly one of --dataset and --train-file.")
+    try:
+        if config is not None:
+            sft_config = load_config_file(config, CausalLmSftConfig, **overrides)
+        else:
+            sft_config = CausalLmSftConfig.model_validate(
+                {k: v for k, v in overrides.items() if v is not None}
+            )
+        assert isinstance(sft_config, CausalLmSftConfig)
+        if train_file is not None:
+            examples = read_reply_file(train_file)
+        else:
+            from pipelines.datasets import load_dataset_splits
+
+            examples = load_dataset_splits(dataset, seed=get_settings().seed).train
+        if sample:
+            examples = examples[:sample]
+        result = run_drafter_job(
+            DrafterJob(
+                examples=examples,
+                config=sft_config,
+                name=name,
+                promote=promote,
+                output_dir=output_dir,
+            )
+        )
+    except (DiptychError, ValueError) as exc:
+        raise fail(exc) from None
+    console.print(
+        f"Registered {result.reference}: {result.n_train} examples, train loss "
+        f"{result.train_loss}, eval loss {result.eval_loss}, {result.seconds:.0f} s.",
+        markup=False,
+    )

@@ -6,6 +6,7 @@ import typer
 
 from pipelines._cli_db import db_app
 from pipelines._cli_models import evaluate_command, models_app, predict_command
+from pipelines._cli_support import support_app
 from pipelines._cli_train import train_app
 from shared.logs import configure_logging
 from shared.settings import get_settings
@@ -22,6 +23,7 @@ app = typer.Typer(
 app.add_typer(db_app, name="db")
 app.add_typer(train_app, name="train")
 app.add_typer(models_app, name="models")
+app.add_typer(support_app, name="support")
 app.command("evaluate")(evaluate_command)
 app.command("predict")(predict_command)
 

@@ -11,29 +11,67 @@ from alembic.config import Config
 
 from shared.settings import get_settings
 
-__all__ = ["MIGRATIONS_DIR", "build_alembic_config", "ensure_database_ready", "upgrade_database"]
+__all__ = [
+    "MIGRATIONS_DIR",
+    "build_alembic_config",
+    "ensure_database_ready",
+    "find_service_migrations",
+    "upgrade_database",
+]
 
 logger = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
+MIGRATIONS_ENTRY_POINT_GROUP = "diptych.migrations"
+
+
+def find_service_migrations() -> list[Path]:
+    """Return the migration folders that installed services declare.
+
+    A service names a package of Alembic scripts in the `diptych.migrations`
+    entry-point group. The package is located without importing it, so finding
+    migrations never loads a service's models or their dependencies.
+
+    Raises:
+        ConfigurationError: If an entry point names a package that cannot be found.
+    """
+    from importlib.metadata import entry_points
+    from importlib.util import find_spec
+
+    from shared.errors import ConfigurationError
+
+    folders = []
+    for entry in sorted(entry_points(group=MIGRATIONS_ENTRY_POINT_GROUP), key=lambda e: e.name):
+        spec = find_spec(entry.value)
+        if spec is None or not spec.submodule_search_locations:
+            raise ConfigurationError(
+                f"Entry point {entry.name!r} of {MIGRATIONS_ENTRY_POINT_GROUP!r} names "
+                f"{entry.value!r}, which is not an importable package; reinstall Diptych "
+                "with `pip install -e .`."
+            )
+        folders.append(Path(next(iter(spec.submodule_search_locations))))
+    return folders
+
+
 def build_alembic_config(
     url: str | None = None, *, extra_version_locations: Sequence[Path] = ()
 ) -> Config:
-    """Build an Alembic config for the core's migrations plus any service's.
+    """Build an Alembic config for the core's migrations plus every service's.
 
     Args:
         url: Database URL; ``None`` uses the configured database.
-        extra_version_locations: Folders of further migration scripts (services
-            keep theirs beside their tables, on their own Alembic branch).
+        extra_version_locations: Folders of further migration scripts, beyond
+            those the installed services declare (see `find_service_migrations`).
 
     Returns:
         A config that `alembic.command` functions accept.
     """
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    locations = [MIGRATIONS_DIR / "versions", *extra_version_locations]
+    locations = [MIGRATIONS_DIR / "versions", *find_service_migrations()]
+    locations += [path for path in extra_version_locations if path not in locations]
     config.set_main_option("version_locations", " ".join(str(path) for path in locations))
     config.set_main_option("path_separator", "space")
     config.attributes["database_url"] = url or get_settings().resolved_database_url

@@ -1,0 +1,1 @@
+"""Support service: triage, retrieval and drafted replies."""

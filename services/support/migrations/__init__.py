@@ -1,0 +1,1 @@
+"""Alembic scripts of the support tables, on the `support` branch."""
