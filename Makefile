@@ -42,6 +42,7 @@ lint: install
 bench: install
 	$(BIN)/python tests/benchmarks/bench_classifier_methods.py --dataset banking77
 	$(BIN)/python tests/benchmarks/bench_phrasebank.py
+	$(BIN)/python tests/benchmarks/bench_support.py
 
 clean:
 	rm -rf $(VENV) var

@@ -54,7 +54,7 @@ _ORDER_NUMBER = re.compile(
 
 @dataclass(frozen=True)
 class Grounding:
-    """How well a draft is supported by its passages.
+    """The support a draft finds in its passages.
 
     Attributes:
         score: Mean over the draft's sentences of the best cosine similarity to a passage.

@@ -18,9 +18,10 @@ from sqlalchemy.orm import Session
 from services.support import store
 from services.support.cleaning import TicketTextError, clean_text
 from services.support.drafting import DraftResult, draft_replies
+from services.support.errors import KnowledgeBaseError
 from services.support.models import Ticket
 from services.support.privacy import PiiVault, mask_pii
-from services.support.retrieval import load_knowledge_index
+from services.support.retrieval import KnowledgeIndex, load_knowledge_index
 from services.support.schemas import MAX_TICKET_CHARS, TicketCreate
 from services.support.triage import classify_texts
 from shared.settings import get_settings
@@ -130,19 +131,28 @@ def retrieve_tickets(ticket_ids: Sequence[int]) -> int:
         How many tickets this call stored passages for.
     """
     settings = get_settings().support
-    index = load_knowledge_index()
+    try:
+        index: KnowledgeIndex | None = load_knowledge_index()
+    except KnowledgeBaseError as exc:
+        # Drafting still works without passages; the agent sees that none were found.
+        logger.warning("retrieval has no knowledge base, tickets get no passages: %s", exc)
+        index = None
     done = 0
     with session_scope() as session:
         for ticket_id in ticket_ids:
             ticket = store.get_ticket(session, ticket_id)
             if ticket.status not in ("new", "triaged"):
                 continue
-            passages = index.search(
-                session,
-                ticket.text,
-                intent=ticket.intent,
-                k_articles=settings.top_k_articles,
-                k_tickets=settings.top_k_tickets,
+            passages = (
+                index.search(
+                    session,
+                    ticket.text,
+                    intent=ticket.intent,
+                    k_articles=settings.top_k_articles,
+                    k_tickets=settings.top_k_tickets,
+                )
+                if index is not None
+                else []
             )
             if store.save_passages(session, ticket, passages):
                 done += 1
