@@ -44,6 +44,8 @@ def import_kb_command(
 
     if (dataset is None) == (file is None):
         raise fail("pass exactly one of --dataset and --file.")
+    if dataset is not None and dataset != "bitext":
+        raise fail(f"--dataset {dataset!r} has no replies to import; the one data set is bitext.")
     try:
         ensure_database_ready()
         records = _read_bitext_articles(split) if dataset else _read_file_articles(file)
@@ -105,8 +107,13 @@ def submit_command(
     """Store a ticket and run (or queue) triage, retrieval and drafting."""
     from services.support.dispatch import enqueue_tickets
     from services.support.pipeline import store_ticket
-    from services.support.schemas import TicketCreate
+    from services.support.schemas import MAX_TICKET_CHARS, TicketCreate
 
+    if len(text) > MAX_TICKET_CHARS:
+        raise fail(
+            f"the message has {len(text)} characters, more than the limit of "
+            f"{MAX_TICKET_CHARS}; shorten it or split it into several tickets."
+        )
     try:
         ensure_database_ready()
         request = TicketCreate(text=text, subject=subject, external_id=external_id, channel="cli")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import typer
+from pydantic import ValidationError
 
 from pipelines._cli_db import db_app
 from pipelines._cli_models import evaluate_command, models_app, predict_command
 from pipelines._cli_support import support_app
 from pipelines._cli_train import train_app
+from pipelines._console import fail
 from shared.logs import configure_logging
 from shared.settings import get_settings
 
@@ -37,7 +39,19 @@ def main(
     ),
 ) -> None:
     """Diptych command line: train, evaluate, register and serve models."""
-    configure_logging(log_level or get_settings().log_level)
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        raise fail(_describe_settings_error(exc)) from None
+    configure_logging(log_level or settings.log_level)
+
+
+def _describe_settings_error(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors():
+        variable = "DIPTYCH_" + "__".join(str(part) for part in error["loc"]).upper()
+        parts.append(f"{variable}={error.get('input')!r}: {error['msg']}")
+    return "invalid setting " + "; ".join(parts)
 
 
 @app.command("demo")

@@ -193,5 +193,8 @@ def run_drafter_job(job: DrafterJob) -> DrafterJobResult:
 
 def _base_folder(spec: str) -> Path:
     from shared.basemodels import resolve_base_model
+    from shared.registry import find_version, verify_version
 
+    if spec.startswith("registry:"):
+        return verify_version(find_version(spec.removeprefix("registry:")))
     return resolve_base_model(spec, kind="causal-lm").path

@@ -58,6 +58,9 @@ def import_ticket_file(
         if "__error__" in row:
             report.errors.append((line, str(row["__error__"])))
             continue
+        if text_column not in row:
+            report.errors.append((line, f"no {text_column!r} key; pass --text-column"))
+            continue
         external_id = str(row.get(id_column) or "").strip() or None if id_column else None
         try:
             request = TicketCreate(

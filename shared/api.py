@@ -29,8 +29,14 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
     )
 
 
+# Echoing a rejected 50,000-character text back helps nobody.
+_MAX_ECHO_CHARS = 200
+
+
 def _encodable(value: Any) -> Any:
     if isinstance(value, str):
+        if len(value) > _MAX_ECHO_CHARS:
+            value = value[:_MAX_ECHO_CHARS] + f"... ({len(value)} characters)"
         return value.encode("utf-8", "replace").decode("utf-8")
     if isinstance(value, dict):
         return {key: _encodable(item) for key, item in value.items()}

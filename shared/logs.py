@@ -29,5 +29,6 @@ def configure_logging(level: str = "INFO") -> None:
         )
     logging.basicConfig(level=numeric, format=_FORMAT)
     # Third-party libraries log every HTTP probe and file lock at INFO.
-    for noisy in ("httpx", "filelock", "urllib3", "huggingface_hub", "alembic"):
+    # faiss logs each CPU build it tries and fails to load; bm25s sets DEBUG itself.
+    for noisy in ("httpx", "filelock", "urllib3", "huggingface_hub", "alembic", "faiss", "bm25s"):
         logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))

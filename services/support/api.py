@@ -14,6 +14,7 @@ from services.support.dispatch import enqueue_tickets
 from services.support.errors import DraftNotFoundError, KnowledgeBaseError, TicketNotFoundError
 from services.support.feedback import record_feedback
 from services.support.kb import add_article, remove_article, search_articles
+from services.support.models import Feedback
 from services.support.pipeline import store_ticket
 from services.support.schemas import (
     ArticleCreate,
@@ -136,8 +137,6 @@ def create_feedback(ticket_id: int, request: FeedbackCreate) -> FeedbackPublic:
     except (TicketNotFoundError, DraftNotFoundError) as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None
     with session_scope() as session:
-        from services.support.models import Feedback
-
         return FeedbackPublic.model_validate(session.get(Feedback, feedback_id))
 
 

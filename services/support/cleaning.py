@@ -158,13 +158,13 @@ def _check_raw_text(raw: object, *, max_chars: int) -> None:
     # The messages leave out the text itself, because it is customer data.
     if not isinstance(raw, str):
         raise TicketTextError(
-            f"`raw` must be a str, got {type(raw).__name__}; pass the message text, "
+            f"the message must be text, got {type(raw).__name__}; pass the message text, "
             "decoded if it arrived as bytes."
         )
     if len(raw) > max_chars:
         raise TicketTextError(
-            f"`raw` has {len(raw)} characters, more than the limit of {max_chars}; "
-            "shorten the message or raise `max_chars`."
+            f"the message has {len(raw)} characters, more than the limit of {max_chars}; "
+            "shorten it or split it into several tickets."
         )
 
 

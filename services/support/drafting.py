@@ -172,7 +172,9 @@ def draft_replies(
         tickets, prompts, generations, strict=True
     ):
         used = [passages[index] for index in prompt.passages_used]
-        result = _judge(generation, used, model=drafter.reference or "", embedder=embedder)
+        result = _judge(
+            generation, used, ticket=text, model=drafter.reference or "", embedder=embedder
+        )
         if result.kind == "fallback" or not generation.text.strip():
             result = (
                 _fallback(text, passages, reason=result.fallback_reason, slot_values=slot_values)
@@ -184,10 +186,17 @@ def draft_replies(
 
 
 def _judge(
-    generation: Any, passages: Sequence[PassageRecord], *, model: str, embedder: TextEmbedder
+    generation: Any,
+    passages: Sequence[PassageRecord],
+    *,
+    ticket: str,
+    model: str,
+    embedder: TextEmbedder,
 ) -> DraftResult:
     text = generation.text.strip()
-    reason = _find_defect(text, finished=generation.finished)
+    reason = _find_defect(text, finished=generation.finished) or _find_unsupported_number(
+        text, ticket=ticket, passages=passages
+    )
     grounding = check_grounding(text, passages, embedder=embedder) if text else Grounding(0.0, ())
     threshold = get_settings().support.grounding_threshold
     if reason is None and passages and grounding.score < threshold:
@@ -213,6 +222,24 @@ def _find_defect(text: str, *, finished: bool) -> str | None:
         return "draft repeats itself"
     if not finished and len(sentences) >= 2 and sentences[-1] == sentences[-2]:
         return "draft hit the token limit while repeating"
+    return None
+
+
+_NUMBER = re.compile(r"\d[\d-]{3,}\d")
+
+
+def _find_unsupported_number(
+    text: str, *, ticket: str, passages: Sequence[PassageRecord]
+) -> str | None:
+    """Name a number of 5+ characters in the draft that neither ticket nor passages hold.
+
+    Embedding similarity cannot tell one order number from another, so a
+    draft that quotes another customer's number would pass the grounding check.
+    """
+    sources = ticket + "\n" + "\n".join(passage.text for passage in passages)
+    for number in _NUMBER.findall(text):
+        if number not in sources:
+            return f"draft states a number ({number}) found in neither the ticket nor the passages"
     return None
 
 
@@ -309,7 +336,7 @@ def stream_reply(
         seconds=time.perf_counter() - started,
     )
     used = [passages[index] for index in prompt.passages_used]
-    result = _judge(generation, used, model=drafter.reference or "", embedder=embedder)
+    result = _judge(generation, used, ticket=text, model=drafter.reference or "", embedder=embedder)
     if result.kind == "fallback" and passages:
         return _fallback(text, passages, reason=result.fallback_reason, slot_values=None)
     return result

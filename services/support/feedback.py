@@ -14,13 +14,11 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from filelock import FileLock
-
 from services.support import store
 from services.support.errors import DraftNotFoundError
+from services.support.kb import update_knowledge_index
 from services.support.models import Ticket
 from services.support.privacy import mask_pii
-from services.support.retrieval import knowledge_index_dir, load_knowledge_index
 from services.support.schemas import FeedbackCreate
 from shared.storage import session_scope
 
@@ -77,14 +75,9 @@ def record_feedback(ticket_id: int, request: FeedbackCreate) -> int:
 
 
 def _index_answered(ticket: Ticket) -> None:
-    folder = knowledge_index_dir()
-    if not (folder / "articles").is_dir():
-        return
-    # One writer at a time: the console and the workers may both add documents.
-    with FileLock(str(folder) + ".lock"):
-        index = load_knowledge_index(folder)
-        index.add_tickets([ticket])
-        index.save()
+    with update_knowledge_index() as index:
+        if index is not None:
+            index.add_tickets([ticket])
 
 
 def export_feedback(output_dir: Path) -> FeedbackExport:

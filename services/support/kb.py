@@ -26,7 +26,14 @@ from services.support.retrieval import (
 from services.support.schemas import ArticleCreate, ArticlePublic, SearchHitPublic
 from shared.storage import session_scope
 
-__all__ = ["ImportResult", "add_article", "import_articles", "remove_article", "search_articles"]
+__all__ = [
+    "ImportResult",
+    "add_article",
+    "import_articles",
+    "remove_article",
+    "search_articles",
+    "update_knowledge_index",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +48,7 @@ class ImportResult:
 
 
 @contextmanager
-def _index_for_update() -> Iterator[KnowledgeIndex | None]:
+def update_knowledge_index() -> Iterator[KnowledgeIndex | None]:
     """Yield the saved index under the writers' lock and save it afterwards.
 
     Yields ``None`` when no index has been built yet; the next build picks the
@@ -73,7 +80,7 @@ def import_articles(
             with FileLock(str(knowledge_index_dir()) + ".lock"):
                 indexed = len(build_knowledge_index(session).articles)
         else:
-            with _index_for_update() as found:
+            with update_knowledge_index() as found:
                 if found is not None:
                     found.add_articles(added)
             indexed = len(added)
@@ -93,7 +100,7 @@ def add_article(request: ArticleCreate) -> ArticlePublic:
     with session_scope() as session:
         added, _skipped = store.add_articles(session, [record])
         if added:
-            with _index_for_update() as index:
+            with update_knowledge_index() as index:
                 if index is not None:
                     index.add_articles(added)
             return ArticlePublic.model_validate(added[0])
@@ -113,7 +120,7 @@ def remove_article(article_id: int) -> bool:
         if article is None or not article.is_active:
             return False
         article.is_active = False
-        with _index_for_update() as index:
+        with update_knowledge_index() as index:
             if index is not None:
                 index.remove_articles([article_id])
     return True

@@ -60,6 +60,23 @@ def fill_slots(text: str, values: Mapping[str, str]) -> tuple[str, tuple[str, ..
     return filled, tuple(dict.fromkeys(unfilled))
 
 
+_ECHOED_NUMBER = re.compile(r"\b[A-Za-z#-]*\d[\dA-Za-z-]{3,}\b")
+
+
+def _generalise_echoed_numbers(request: str, response: str) -> str:
+    """Turn numbers the reply copied from its request into the `{{Order Number}}` slot.
+
+    Many Bitext replies repeat the customer's order or purchase number. Kept
+    as they are, such articles hand one customer's number to the next.
+    """
+    for token in set(_ECHOED_NUMBER.findall(request)):
+        if sum(char.isdigit() for char in token) >= 4 and token in response:
+            response = re.sub(
+                rf"(?<![\w-]){re.escape(token)}(?![\w-])", "{{Order Number}}", response
+            )
+    return response
+
+
 def build_bitext_articles(examples: Sequence[LabelledText]) -> list[ArticleRecord]:
     """Turn Bitext requests into articles: one per distinct response and intent.
 
@@ -69,12 +86,14 @@ def build_bitext_articles(examples: Sequence[LabelledText]) -> list[ArticleRecor
 
     Returns:
         Articles tagged with their intent, titled with the first request that
-        led to them, deduplicated on the response text.
+        led to them, deduplicated on the response text. Numbers a reply copied
+        from its request become the ``{{Order Number}}`` slot.
     """
     seen: set[tuple[str, str]] = set()
     articles = []
     for example in examples:
         body = str(example.meta.get("response", "")).strip()
+        body = _generalise_echoed_numbers(example.text, body)
         if not body or (example.label, body) in seen:
             continue
         seen.add((example.label, body))

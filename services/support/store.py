@@ -129,7 +129,9 @@ def get_ticket(session: Session, ticket_id: int) -> Ticket:
     """
     ticket = session.get(Ticket, ticket_id)
     if ticket is None:
-        raise TicketNotFoundError(f"No ticket has id {ticket_id!r}; list tickets to find one.")
+        raise TicketNotFoundError(
+            f"No ticket has id {ticket_id!r}; `GET /api/v1/support/tickets` lists the ids."
+        )
     return ticket
 
 

@@ -88,7 +88,21 @@ def _parse_args() -> argparse.Namespace:
     parser.add_argument("--stages", default="intent,retrieval,drafter,drafts,speed")
     parser.add_argument("--home", type=Path, default=Path("/tmp/diptych-bench-support"))
     parser.add_argument("--drafts", type=int, default=200, help="Held-out tickets to draft.")
+    parser.add_argument(
+        "--draft-rows",
+        default="best-retrieved,base-drafter,fine-tuned,service",
+        help="Rows of the drafts stage to compute.",
+    )
     parser.add_argument("--train-sample", type=int, default=0, help="Drafter examples (0 = all).")
+    parser.add_argument(
+        "--train-offset",
+        type=int,
+        default=0,
+        help="Skip this many examples of the seeded sample (a further pass on new examples).",
+    )
+    parser.add_argument(
+        "--base-model", default=None, help="Drafter to start from, e.g. registry:support-drafter@1."
+    )
     return parser.parse_args()
 
 
@@ -162,14 +176,18 @@ def _stage_drafter(splits: Any, args: argparse.Namespace) -> list[dict[str, Any]
     from shared.training.causal_lm import CausalLmSftConfig
     from shared.training.config import load_config_file
 
-    config = load_config_file(CONFIG, CausalLmSftConfig)
+    overrides = {"base_model": args.base_model} if args.base_model else {}
+    config = load_config_file(CONFIG, CausalLmSftConfig, **overrides)
     examples = list(splits.train)
     if args.train_sample:
-        examples = random.Random(42).sample(examples, args.train_sample)
+        # The seeded sample's first N examples are the same for every larger N,
+        # so an offset picks examples that an earlier pass did not see.
+        total = args.train_offset + args.train_sample
+        examples = random.Random(42).sample(examples, total)[args.train_offset :]
     result = run_drafter_job(DrafterJob(examples=examples, config=config, promote=True))
     return [
         {
-            "name": "drafter-sft",
+            "name": "drafter-sft" + (f"-from-{args.base_model}" if args.base_model else ""),
             "train_loss": result.train_loss,
             "eval_loss": result.eval_loss,
             "n_train": result.n_train,
@@ -241,21 +259,23 @@ def _stage_drafts(splits: Any, args: argparse.Namespace) -> list[dict[str, Any]]
 
     inputs = _draft_inputs(splits, args.drafts)
     references = [str(example.meta["response"]) for example, *_ in inputs]
+    chosen = args.draft_rows.split(",")
     rows = []
-    best = [passages[0].text if passages else "" for *_, passages in inputs]
-    rows.append(
-        {"name": "drafts-best-retrieved", **_score(best, references), "n_tickets": len(inputs)}
-    )
-    for name, reference in (
-        ("drafts-base-drafter", get_settings().models.drafter),
-        ("drafts-fine-tuned", "support-drafter"),
-    ):
+    if "best-retrieved" in chosen:
+        best = [passages[0].text if passages else "" for *_, passages in inputs]
+        rows.append(
+            {"name": "drafts-best-retrieved", **_score(best, references), "n_tickets": len(inputs)}
+        )
+    drafters = {"base-drafter": get_settings().models.drafter, "fine-tuned": "support-drafter"}
+    for row_name, reference in drafters.items():
+        if row_name not in chosen:
+            continue
         generations, seconds = _generate(reference, inputs)
         texts = [g.text for g in generations]
         n_tokens = sum(g.n_new_tokens for g in generations)
         rows.append(
             {
-                "name": name,
+                "name": f"drafts-{row_name}",
                 **_score(texts, references),
                 "eos_rate": round(float(np.mean([g.finished for g in generations])), 4),
                 "n_tickets": len(inputs),
@@ -264,15 +284,16 @@ def _stage_drafts(splits: Any, args: argparse.Namespace) -> list[dict[str, Any]]
             }
         )
         clear_generator_cache()
-    results = draft_replies([(text, intent, passages) for _e, text, intent, passages in inputs])
-    rows.append(
-        {
-            "name": "drafts-service",
-            **_score([r.text for r in results], references),
-            "fallback_rate": round(float(np.mean([r.kind == "fallback" for r in results])), 4),
-            "n_tickets": len(inputs),
-        }
-    )
+    if "service" in chosen:
+        results = draft_replies([(text, intent, passages) for _e, text, intent, passages in inputs])
+        rows.append(
+            {
+                "name": "drafts-service",
+                **_score([r.text for r in results], references),
+                "fallback_rate": round(float(np.mean([r.kind == "fallback" for r in results])), 4),
+                "n_tickets": len(inputs),
+            }
+        )
     return rows
 
 

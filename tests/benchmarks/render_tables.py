@@ -13,7 +13,27 @@ import sys
 from pathlib import Path
 
 RESULTS_DIR = Path(__file__).parent / "results"
-FIGURES = ("accuracy", "macro_f1", "ece", "train_seconds", "n_train", "n_test")
+FIGURES = (
+    "accuracy",
+    "macro_f1",
+    "ece",
+    "recall_at_5",
+    "mrr_at_5",
+    "mean_cosine",
+    "rouge_l",
+    "eos_rate",
+    "fallback_rate",
+    "train_loss",
+    "eval_loss",
+    "p50_ms",
+    "p95_ms",
+    "ttft_p50_ms",
+    "tokens_per_s",
+    "train_seconds",
+    "n_train",
+    "n_test",
+    "n_tickets",
+)
 
 
 def render(path: Path) -> str:

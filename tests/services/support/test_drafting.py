@@ -87,3 +87,18 @@ def test_fallback_fills_known_slots_and_reports_the_rest() -> None:
     assert result.kind == "fallback"
     assert result.details == {"unfilled_slots": ["Website URL"]}
     assert result.fallback_reason == "grounding 0.20"
+
+
+def test_find_unsupported_number_flags_numbers_from_nowhere() -> None:
+    """A draft may quote numbers from the ticket or its passages, not invent others."""
+    from services.support.drafting import _find_unsupported_number
+
+    ticket = "Please cancel order 4417-22."
+    assert (
+        _find_unsupported_number("Order 4417-22 is cancelled.", ticket=ticket, passages=PASSAGES)
+        is None
+    )
+    reason = _find_unsupported_number(
+        "Order 00123842 is cancelled.", ticket=ticket, passages=PASSAGES
+    )
+    assert reason is not None and "00123842" in reason

@@ -99,3 +99,17 @@ def test_read_article_file_refuses_malformed_files(
     path.write_text(content, encoding="utf-8")
     with pytest.raises(DataError, match=message):
         read_article_file(path)
+
+
+def test_build_bitext_articles_turns_echoed_numbers_into_a_slot() -> None:
+    """A number the reply copied from its request becomes `{{Order Number}}`."""
+    examples = [
+        LabelledText(
+            "how can I cancel purchase 113542617735902?",
+            "cancel_order",
+            {"response": "To cancel purchase 113542617735902, open Orders. Call us 24/7."},
+        )
+    ]
+    [article] = build_bitext_articles(examples)
+    assert article.body == "To cancel purchase {{Order Number}}, open Orders. Call us 24/7."
+    assert article.slots == ("Order Number",)

@@ -51,7 +51,7 @@ def test_upgrade_database_creates_model_versions(database_url: str) -> None:
         set(c["column_names"]) for c in inspector.get_unique_constraints("model_versions")
     ]
     assert {"name", "version"} in unique_columns
-    assert _current_revisions(database_url) == ["0001_model_versions"]
+    assert "0001_model_versions" in _current_revisions(database_url)
 
 
 def test_upgrade_database_twice_is_noop(database_url: str) -> None:
@@ -59,10 +59,25 @@ def test_upgrade_database_twice_is_noop(database_url: str) -> None:
     with session_scope(database_url) as session:
         session.add(_new_row())
 
+    before = _current_revisions(database_url)
     upgrade_database(database_url)
 
-    assert _current_revisions(database_url) == ["0001_model_versions"]
+    assert _current_revisions(database_url) == before
     assert _count_rows(database_url) == 1
+
+
+def test_upgrade_database_applies_every_service_branch(database_url: str) -> None:
+    """Service migrations found through the entry-point group run with the core's."""
+    from alembic.script import ScriptDirectory
+
+    from shared.storage import build_alembic_config
+    from shared.storage.migrate import find_service_migrations
+
+    heads = ScriptDirectory.from_config(build_alembic_config(database_url)).get_heads()
+
+    assert any(path.name == "migrations" for path in find_service_migrations())
+    assert sorted(heads) == sorted(_current_revisions(database_url))
+    assert "s0001_support_tables" in heads
 
 
 # Sessions
