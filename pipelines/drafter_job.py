@@ -40,7 +40,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class DrafterJob:
-    """What to fine-tune the drafter on and where to register it.
+    """The examples, settings and registry name of one drafter fine-tuning run.
 
     Attributes:
         examples: Requests labelled with their intent, each with its reference

@@ -143,7 +143,7 @@ def process_pending(*, batch_size: int = 32, progress: Progress | None = None) -
 
 @dataclass(frozen=True)
 class Answer:
-    """What `ask` found for one message."""
+    """The triage result, passages and draft that `ask` produced for one message."""
 
     triage: TriageResult
     passages: list[PassageRecord]

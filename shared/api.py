@@ -29,7 +29,7 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
     )
 
 
-# Echoing a rejected 50,000-character text back helps nobody.
+# A rejected input is echoed back cut to this length, so a huge text is not returned whole.
 _MAX_ECHO_CHARS = 200
 
 

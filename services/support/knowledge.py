@@ -193,7 +193,7 @@ def _jsonl_rows(path: Path) -> list[tuple[int, dict[str, object]]]:
                 ) from exc
             if not isinstance(row, dict):
                 raise DataError(
-                    f"{str(path)!r} line {line_number} holds {type(row).__name__}, "
+                    f"{str(path)!r} line {line_number} contains {type(row).__name__}, "
                     "expected a JSON object with a `body` key."
                 )
             rows.append((line_number, row))

@@ -134,7 +134,7 @@ def retrieve_tickets(ticket_ids: Sequence[int]) -> int:
     try:
         index: KnowledgeIndex | None = load_knowledge_index()
     except KnowledgeBaseError as exc:
-        # Drafting still works without passages; the agent sees that none were found.
+        # Drafting still works without passages, and the ticket shows that none were found.
         logger.warning("retrieval has no knowledge base, tickets get no passages: %s", exc)
         index = None
     done = 0

@@ -90,7 +90,7 @@ class KnowledgeIndex:
         self._loaded_stamp = _stamp(self.folder)
 
     def is_stale(self) -> bool:
-        """Whether another process saved the indexes since this one loaded them."""
+        """Return whether another process saved the indexes since this one loaded them."""
         return _stamp(self.folder) != self._loaded_stamp
 
     def add_articles(self, articles: Sequence[Article]) -> None:
@@ -175,8 +175,8 @@ class KnowledgeIndex:
 
 
 def _article_text(article: Article) -> str:
-    # The title of a Bitext article is a request that led to it, which is what
-    # customers write; indexing it beside the answer helps both retrievers.
+    # The title of a Bitext article is a request that led to it, so it reads like
+    # what customers write. Indexing it beside the body helps both retrievers.
     return f"{article.title}\n{article.body}" if article.title else article.body
 
 

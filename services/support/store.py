@@ -176,7 +176,7 @@ def record_triage(
     needs_human: bool,
     model: str,
 ) -> None:
-    """Store what the intent classifier said about a ticket."""
+    """Store the intent classifier's prediction for a ticket."""
     ticket.intent = intent
     ticket.confidence = confidence
     ticket.is_out_of_scope = is_out_of_scope

@@ -22,8 +22,8 @@ __all__ = ["draft_ticket", "retrieve_ticket", "triage_ticket"]
 logger = get_task_logger(__name__)
 app = get_celery_app()
 
-# A database or broker that drops a connection is retried with backoff; any
-# other error is a bug or bad data, and retrying would repeat it.
+# A dropped database or broker connection is retried with backoff. Any other
+# error is a bug or bad data, so a retry would only repeat it.
 _RETRY: dict[str, Any] = {
     "autoretry_for": (OperationalError, RedisConnectionError),
     "retry_backoff": True,

@@ -41,7 +41,8 @@ def test_support_commands_from_knowledge_base_to_export(
 
     submitted = _invoke(runner, "support", "submit", "please cancel my order, mail a@b.co")
     assert submitted.exit_code == 0, submitted.output
-    assert "[EMAIL_1]" in submitted.output and "a@b.co" not in submitted.output
+    assert "[EMAIL_1]" in submitted.output
+    assert "a@b.co" not in submitted.output
     assert "cancel_order" in submitted.output
 
     tickets = tmp_path / "tickets.jsonl"
@@ -53,7 +54,8 @@ def test_support_commands_from_knowledge_base_to_export(
     result = _invoke(runner, "support", "import-tickets", str(tickets), "--id-column", "id")
     assert result.exit_code == 0, result.output
     assert "Tickets stored: 1, already known: 0, refused: 2." in result.output
-    assert "line 2" in result.output and "line 3" in result.output
+    assert "line 2" in result.output
+    assert "line 3" in result.output
 
     asked = _invoke(runner, "support", "ask", "How do I cancel my order?", "--no-stream")
     assert asked.exit_code == 0, asked.output
@@ -76,10 +78,14 @@ def test_support_commands_report_bad_input(
     assert neither.exit_code == 2
     assert "exactly one of --dataset and --file" in neither.output
     missing = _invoke(runner, "support", "import-kb", "--file", str(tmp_path / "none.md"))
-    assert missing.exit_code == 2 and "is not a file" in missing.output
+    assert missing.exit_code == 2
+    assert "is not a file" in missing.output
     empty = _invoke(runner, "support", "submit", "<p> </p>")
-    assert empty.exit_code == 2 and "empty" in empty.output
+    assert empty.exit_code == 2
+    assert "empty" in empty.output
     no_index = _invoke(runner, "support", "ask", "hello")
-    assert no_index.exit_code == 2 and "import-kb" in no_index.output
+    assert no_index.exit_code == 2
+    assert "import-kb" in no_index.output
     unknown = _invoke(runner, "support", "show", "999")
-    assert unknown.exit_code == 2 and "999" in unknown.output
+    assert unknown.exit_code == 2
+    assert "999" in unknown.output

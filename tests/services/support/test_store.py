@@ -48,7 +48,8 @@ def test_save_passages_and_draft_only_once(database_url: str) -> None:
     with session_scope() as session:
         assert [p.rank for p in store.get_passages(session, ticket.id)] == [1, 2, 3]
         latest = store.latest_draft(session, ticket.id)
-        assert latest is not None and latest.text == "reply"
+        assert latest is not None
+        assert latest.text == "reply"
 
 
 def test_add_feedback_edit_answers_the_ticket(database_url: str) -> None:
