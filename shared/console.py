@@ -1,4 +1,4 @@
-"""What a service hands the web console: API routes, pages, templates and links.
+"""Console plugin contract: the API routes, pages, templates and links a service adds.
 
 The console (``services/console``) finds every `ConsolePlugin` through the
 ``diptych.console`` entry-point group. It mounts `api_router` under
@@ -9,6 +9,15 @@ loader (page templates extend the console's ``base.html``), and shows each
 The console authenticates every request and puts the signed-in user on
 ``request.state.user`` as a `ConsoleUser`. Routes declare who may use them
 with `require_role`; services never import the console itself.
+
+Pages render through `render_page`, which uses the console's
+``request.app.state.templates`` (a ``Jinja2Templates`` with the i18n
+extension). A page template starts with ``{% extends "base.html" %}`` and
+fills the blocks ``title``, ``head``, ``content`` and ``scripts``. The console
+adds ``user``, ``language``, ``nav`` and ``csrf_token`` to every page's
+context and translates with ``{{ _("English text") }}``. Forms carry the
+token in a hidden ``csrf_token`` field; scripts send it in the
+``X-CSRF-Token`` header on every unsafe method.
 
 Example::
 
@@ -30,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import HTTPException, Request, status
+from fastapi.responses import HTMLResponse
 
 __all__ = [
     "ROLES",
@@ -38,6 +48,7 @@ __all__ = [
     "NavLink",
     "current_user",
     "load_console_plugins",
+    "render_page",
     "require_role",
 ]
 
@@ -79,7 +90,7 @@ class ConsolePlugin:
 
 
 def current_user(request: Request) -> ConsoleUser:
-    """FastAPI dependency: the signed-in user, or 401 when nobody is signed in."""
+    """FastAPI dependency: return the signed-in user, or raise 401 when no one is signed in."""
     user = getattr(request.state, "user", None)
     if not isinstance(user, ConsoleUser):
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "sign in first")
@@ -87,10 +98,10 @@ def current_user(request: Request) -> ConsoleUser:
 
 
 def require_role(*roles: str) -> Callable[[Request], ConsoleUser]:
-    """FastAPI dependency factory: allow `roles` (and ``admin``), refuse others with 403."""
+    """Build a FastAPI dependency that allows `roles` (and ``admin``) and raises 403 for others."""
     unknown = sorted(set(roles) - set(ROLES))
     if unknown:
-        raise ValueError(f"unknown role(s) {unknown}; roles are {list(ROLES)}")
+        raise ValueError(f"invalid role(s) {unknown}: use one of {list(ROLES)}")
     allowed = {*roles, "admin"}
 
     def dependency(request: Request) -> ConsoleUser:
@@ -116,8 +127,28 @@ def load_console_plugins() -> list[ConsolePlugin]:
         plugin = loaded() if callable(loaded) and not isinstance(loaded, ConsolePlugin) else loaded
         if not isinstance(plugin, ConsolePlugin):
             raise TypeError(
-                f"entry point {entry.name!r} ({entry.value}) gave {type(plugin).__name__}, "
-                "not a ConsolePlugin"
+                f"invalid console plugin {entry.name!r} ({entry.value}): expected a "
+                f"ConsolePlugin, got {type(plugin).__name__}"
             )
         plugins.append(plugin)
     return plugins
+
+
+def render_page(
+    request: Request, template: str, context: dict[str, Any] | None = None, status_code: int = 200
+) -> HTMLResponse:
+    """Render `template` inside the console's page shell.
+
+    Raises:
+        RuntimeError: The app has no ``state.templates`` (it is not the console).
+    """
+    templates = getattr(request.app.state, "templates", None)
+    if templates is None:
+        raise RuntimeError(
+            f"cannot render {template!r}: the app has no state.templates; mount the page "
+            "router in the console (services/console) or set app.state.templates in the test"
+        )
+    response: HTMLResponse = templates.TemplateResponse(
+        request, template, context or {}, status_code=status_code
+    )
+    return response

@@ -38,5 +38,5 @@ def test_anonymous_gets_401() -> None:
 
 
 def test_unknown_role_is_refused_at_definition() -> None:
-    with pytest.raises(ValueError, match="unknown role"):
+    with pytest.raises(ValueError, match="invalid role"):
         require_role("root")
