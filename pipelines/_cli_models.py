@@ -85,6 +85,41 @@ def promote_command(
     console.print(f"{row.reference} is now in production.")
 
 
+@models_app.command("check-candidates")
+def check_candidates_command(
+    names: list[str] = typer.Argument(None, help="Model names (default: all)."),
+    min_gain: float = typer.Option(
+        0.0, min=0.0, help="How much better a candidate must be to be promoted."
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Decide without promoting."),
+) -> None:
+    """Promote each newest candidate that beats production on held-out data."""
+    from pipelines.retraining import check_candidates
+
+    try:
+        decisions = check_candidates(names or None, min_gain=min_gain, dry_run=dry_run)
+    except (DiptychError, ValueError) as exc:
+        raise fail(exc) from None
+    if not decisions:
+        console.print("No candidate is newer than its production version.")
+        return
+    table = Table(
+        "name", "candidate", "production", "metric", "candidate", "production", "promoted", "reason"
+    )
+    for d in decisions:
+        table.add_row(
+            d.name,
+            d.candidate,
+            d.production,
+            d.metric,
+            _figure(d.candidate_value),
+            _figure(d.production_value),
+            "yes" if d.promoted else "no",
+            d.reason,
+        )
+    console.print(table)
+
+
 @models_app.command("rollback")
 def rollback_command(
     name: str = typer.Argument(..., help="Model name."),

@@ -9,6 +9,7 @@ from pipelines._cli_db import db_app
 from pipelines._cli_models import evaluate_command, models_app, predict_command
 from pipelines._cli_support import support_app
 from pipelines._cli_train import train_app
+from pipelines._cli_worker import beat_command, worker_command
 from pipelines._console import fail
 from shared.logs import configure_logging
 from shared.settings import get_settings
@@ -28,6 +29,8 @@ app.add_typer(models_app, name="models")
 app.add_typer(support_app, name="support")
 app.command("evaluate")(evaluate_command)
 app.command("predict")(predict_command)
+app.command("worker")(worker_command)
+app.command("beat")(beat_command)
 
 
 @app.callback()

@@ -124,6 +124,26 @@ class WorkerSettings(BaseModel):
         ),
     )
 
+    schedule: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "Beat schedule overrides by entry name: a five-field cron expression in UTC "
+            '(minute hour day month weekday) or "off", as JSON in the environment, e.g. '
+            '`{"recommender-nightly-batch": "0 2 * * *"}`.'
+        ),
+    )
+
+    @field_validator("schedule", mode="after")
+    @classmethod
+    def _check_schedule(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, expression in value.items():
+            if expression != "off" and len(expression.split()) != 5:
+                raise ValueError(
+                    f"schedule entry {name!r} has the invalid cron expression {expression!r}: "
+                    'use five fields (minute hour day month weekday), e.g. "0 2 * * *", or "off".'
+                )
+        return value
+
     @field_validator("extra_task_modules", mode="after")
     @classmethod
     def _check_module_names(cls, value: list[str]) -> list[str]:

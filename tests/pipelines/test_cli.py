@@ -315,3 +315,27 @@ def test_train_sample_below_label_count_exits_2(runner: CliRunner) -> None:
     assert result.exit_code == 2
     assert "number of labels (77)" in _flat(result.output)
     assert "Traceback" not in result.output
+
+
+def test_worker_rejects_unknown_queue() -> None:
+    result = CliRunner().invoke(app, ["worker", "--queues", "support,mail"])
+
+    assert result.exit_code == 2
+    assert "unknown queue(s) mail" in result.output
+
+
+def test_worker_needs_a_broker(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DIPTYCH_BROKER_URL", raising=False)
+    reset_settings()
+
+    result = CliRunner().invoke(app, ["worker", "--queues", "support"])
+
+    assert result.exit_code == 2
+    assert "DIPTYCH_BROKER_URL" in result.output
+
+
+def test_beat_shows_the_schedule() -> None:
+    result = CliRunner().invoke(app, ["beat", "--show"])
+
+    assert result.exit_code == 0
+    assert "training.check_candidates" in result.output
