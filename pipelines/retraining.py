@@ -171,14 +171,21 @@ def _decide_by_loss(
         return _skip(
             production, candidate, metric, "evaluation losses on other data are not comparable"
         )
-    values = [_last_loss(row.metrics.get(metric)) for row in (candidate, production)]
-    if None in values:
+    candidate_loss = _last_loss(candidate.metrics.get(metric))
+    production_loss = _last_loss(production.metrics.get(metric))
+    if candidate_loss is None or production_loss is None:
         return _skip(production, candidate, metric, "an evaluation loss is missing")
     # Lower loss is better, so the comparison runs on the negated values.
     decision = _compare(
-        production, candidate, metric, -values[0], -values[1], min_gain, "stored evaluation loss"
+        production,
+        candidate,
+        metric,
+        -candidate_loss,
+        -production_loss,
+        min_gain,
+        "stored evaluation loss",
     )
-    return _replace(decision, candidate_value=values[0], production_value=values[1])
+    return _replace(decision, candidate_value=candidate_loss, production_value=production_loss)
 
 
 def _last_loss(value: Any) -> float | None:
