@@ -208,13 +208,23 @@ _cache: dict[tuple[int, str], TextClassifier] = {}
 def load_text_classifier(reference: str) -> TextClassifier:
     """Return the process's classifier for a registry reference, loading it once.
 
-    The cache is keyed by process id, so a forked worker loads its own copy.
+    The reference is resolved to a version on every call (one indexed query), so
+    a long-running worker serves a newly promoted version on its next batch and
+    drops the one it replaces. The cache is keyed by process id, so a forked
+    worker loads its own copy.
     """
-    key = (os.getpid(), reference)
+    from shared.registry import find_version
+
+    resolved = find_version(reference).reference
+    name = resolved.rsplit("@", 1)[0]
+    pid = os.getpid()
     with _cache_lock:
-        classifier = _cache.get(key)
+        classifier = _cache.get((pid, resolved))
         if classifier is None:
-            classifier = _cache[key] = TextClassifier.from_registry(reference)
+            for key in [k for k in _cache if k[0] == pid and k[1].rsplit("@", 1)[0] == name]:
+                logger.info("classifier replaced old=%s new=%s", key[1], resolved)
+                del _cache[key]
+            classifier = _cache[(pid, resolved)] = TextClassifier.from_registry(resolved)
             logger.info("classifier loaded reference=%s", classifier.reference)
         return classifier
 

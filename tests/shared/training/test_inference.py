@@ -23,7 +23,7 @@ from shared.inference import (
     iter_length_buckets,
     load_text_classifier,
 )
-from shared.registry import ModelVersion, register_model
+from shared.registry import ModelVersion, promote_version, register_model
 from shared.storage import upgrade_database
 from shared.training.classifier import TrainedClassifier
 
@@ -303,6 +303,31 @@ def test_reload_classifier_after_cache_clear(registered_head: ModelVersion) -> N
     clear_classifier_cache()
 
     assert load_text_classifier(registered_head.reference) is not first
+
+
+def test_load_follows_promotion(
+    registered_head: ModelVersion, trained_models: dict[str, TrainedClassifier]
+) -> None:
+    """A name serves its new production version once promoted, without a cache clear."""
+    promote_version(registered_head.reference)
+    first = load_text_classifier(MODEL_NAME)
+    trained = trained_models["head"]
+    second_version = register_model(
+        name=MODEL_NAME,
+        task="sequence-classification",
+        model_dir=trained.model_dir,
+        base_model=trained.config.base_model,
+        method="head",
+        label_map=trained.label2id,
+    )
+
+    assert load_text_classifier(MODEL_NAME) is first
+
+    promote_version(second_version.reference)
+    second = load_text_classifier(MODEL_NAME)
+
+    assert second is not first
+    assert second.reference == second_version.reference
 
 
 def test_load_registered_version_with_its_labels(
