@@ -14,9 +14,21 @@ from shared.i18n import N_
 from shared.registry import find_version
 from shared.settings import get_settings
 
-__all__ = ["check_models", "plugin"]
+__all__ = ["TRANSLATED_VALUES", "check_models", "plugin"]
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
+# Ticket statuses and feedback actions, which the templates translate by value.
+TRANSLATED_VALUES = (
+    N_("new"),
+    N_("triaged"),
+    N_("retrieved"),
+    N_("drafted"),
+    N_("answered"),
+    N_("closed"),
+    N_("accept"),
+    N_("edit"),
+    N_("reject"),
+)
 
 
 def check_models() -> dict[str, Any]:
