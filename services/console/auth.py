@@ -164,7 +164,6 @@ def sign_in(username: str, password: str, *, client: str) -> SessionGrant:
         LoginThrottledError: If too many recent attempts failed for the name or the client.
         AuthenticationError: If the name is unknown, the user inactive or the password wrong.
     """
-    settings = get_settings().console
     username = username.strip()[:100]
     client = client[:64]
     now = dt.datetime.now(dt.UTC)
@@ -174,24 +173,28 @@ def sign_in(username: str, password: str, *, client: str) -> SessionGrant:
         verified = _verify(user.password_hash if user else _DUMMY_HASH, password)
         succeeded = verified and user is not None and user.is_active
         store.add_login_attempt(session, username=username, client=client, succeeded=succeeded)
-        if not succeeded or user is None:
-            logger.info("sign-in failed client=%s", client)
-            raise AuthenticationError("invalid user name or password")
-        if _hasher.check_needs_rehash(user.password_hash):
-            user.password_hash = _hasher.hash(password)
-        token = secrets.token_urlsafe(32)
-        expires_at = now + dt.timedelta(hours=settings.session_hours)
-        row = store.add_session(
-            session,
-            user=user,
-            token_hash=hash_token(token),
-            csrf_token=secrets.token_urlsafe(32),
-            expires_at=expires_at,
-        )
-        store.delete_expired_sessions(session, now)
-        grant = SessionGrant(token, row.csrf_token, _public(user), expires_at)
+        grant = _open_session(session, user, password, now=now) if succeeded and user else None
+    # Raised after the commit above, so that the failed attempt counts towards the limit.
+    if grant is None:
+        logger.info("sign-in failed client=%s", client)
+        raise AuthenticationError("invalid user name or password")
     logger.info("signed in user_id=%s", grant.user.id)
     return grant
+
+
+def _open_session(session: Session, user: User, password: str, *, now: dt.datetime) -> SessionGrant:
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = _hasher.hash(password)
+    token = secrets.token_urlsafe(32)
+    row = store.add_session(
+        session,
+        user=user,
+        token_hash=hash_token(token),
+        csrf_token=secrets.token_urlsafe(32),
+        expires_at=now + dt.timedelta(hours=get_settings().console.session_hours),
+    )
+    store.delete_expired_sessions(session, now)
+    return SessionGrant(token, row.csrf_token, _public(user), row.expires_at)
 
 
 def _verify(password_hash: str, password: str) -> bool:
