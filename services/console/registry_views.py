@@ -25,7 +25,8 @@ logger = logging.getLogger(__name__)
 REPORT_IMAGES = ("confusion_matrix.png", "training_curves.png", "training_curve.png")
 # Headline metrics shown in the table when a report has them, in this order.
 HEADLINE_METRICS = ("accuracy", "macro_f1", "weighted_f1", "ece", "eval_loss", "perplexity")
-_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$"
+# The registry's own rule for names (shared.registry), checked here so a bad name gets 422.
+_NAME = r"^[a-z0-9][a-z0-9._-]{0,199}$"
 
 admin = Depends(require_role("admin"))
 api_router = APIRouter(prefix="/models", tags=["models"], dependencies=[admin])
@@ -92,6 +93,8 @@ def _promote(name: str, version: int) -> ModelVersionPublic:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None
     except IntegrityError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
+    except ValueError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
     return ModelVersionPublic.model_validate(row)
 
 
@@ -102,6 +105,8 @@ def _rollback(name: str) -> ModelVersionPublic:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None
     except IntegrityError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
+    except ValueError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
     return ModelVersionPublic.model_validate(row)
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, Form, HTTPException, Path, Query, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from pydantic import ValidationError
 
@@ -17,7 +17,7 @@ from services.support.feedback import record_feedback
 from services.support.kb import search_articles
 from services.support.models import TICKET_STATUSES
 from services.support.reveal import RevealedTicket, reveal_ticket
-from services.support.schemas import MAX_TICKET_CHARS, FeedbackCreate
+from services.support.schemas import MAX_ROW_ID, MAX_TICKET_CHARS, FeedbackCreate
 from services.support.streaming import load_draft_request, stream_draft_events
 from shared.console import ConsoleUser, render_page, require_role
 from shared.errors import ConfigurationError
@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 agent = require_role("agent")
 router = APIRouter(prefix="/support", dependencies=[Depends(agent)])
 QUEUE_PAGE_SIZE = 100
+TicketId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
 
 
 @dataclass
@@ -162,7 +163,7 @@ def _ticket_context(ticket_id: int) -> dict[str, Any]:
 
 @router.get("/tickets/{ticket_id}", response_class=HTMLResponse)
 def ticket_page(
-    request: Request, ticket_id: int, notice: Annotated[str, Query(max_length=40)] = ""
+    request: Request, ticket_id: TicketId, notice: Annotated[str, Query(max_length=40)] = ""
 ) -> HTMLResponse:
     """Show a ticket: masked text, triage, passages, the draft and the feedback buttons."""
     context = _ticket_context(ticket_id)
@@ -172,7 +173,7 @@ def ticket_page(
 
 @router.post("/tickets/{ticket_id}/reveal", response_class=HTMLResponse)
 def reveal_page(
-    request: Request, ticket_id: int, user: Annotated[ConsoleUser, Depends(agent)]
+    request: Request, ticket_id: TicketId, user: Annotated[ConsoleUser, Depends(agent)]
 ) -> HTMLResponse:
     """Show the ticket with its personal data restored; the reveal is recorded."""
     context = _ticket_context(ticket_id)
@@ -189,7 +190,7 @@ def reveal_page(
 
 
 @router.get("/tickets/{ticket_id}/draft/stream")
-def stream_draft(ticket_id: int, user: Annotated[ConsoleUser, Depends(agent)]) -> Response:
+def stream_draft(ticket_id: TicketId, user: Annotated[ConsoleUser, Depends(agent)]) -> Response:
     """Write a new draft and send it piece by piece as server-sent events."""
     try:
         draft_request = load_draft_request(ticket_id)
@@ -206,10 +207,10 @@ def stream_draft(ticket_id: int, user: Annotated[ConsoleUser, Depends(agent)]) -
 @router.post("/tickets/{ticket_id}/feedback", response_class=HTMLResponse)
 def feedback_form(
     request: Request,
-    ticket_id: int,
+    ticket_id: TicketId,
     user: Annotated[ConsoleUser, Depends(agent)],
     action: Annotated[str, Form(max_length=16)],
-    draft_id: Annotated[int | None, Form()] = None,
+    draft_id: Annotated[int | None, Form(ge=1, le=MAX_ROW_ID)] = None,
     final_text: Annotated[str, Form(max_length=MAX_TICKET_CHARS)] = "",
     reason: Annotated[str, Form(max_length=2000)] = "",
     corrected_intent: Annotated[str, Form(max_length=200)] = "",
