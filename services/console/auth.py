@@ -251,7 +251,7 @@ def resolve_session(token: str) -> tuple[ConsoleUser, str] | None:
 
 
 def sign_out(token: str) -> None:
-    """End the session whose cookie holds `token`."""
+    """End the session whose cookie contains `token`."""
     with session_scope() as session:
         store.delete_session(session, hash_token(token))
 

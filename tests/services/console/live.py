@@ -25,7 +25,7 @@ def _free_port() -> int:
 def serve_console(timeout_s: float = 30.0) -> Iterator[str]:
     """Serve a new console app and yield its base URL; stop it afterwards.
 
-    The server runs in this process, so it sees the test's settings and database.
+    The server runs in this process, so it reads the test's settings and database.
     """
     config = uvicorn.Config(
         create_app(), host="127.0.0.1", port=_free_port(), log_level="warning", lifespan="off"

@@ -100,7 +100,7 @@ def test_session_token_is_stored_as_a_digest(console_users: ConsoleUsers) -> Non
     assert resolve_session(grant.token + "x") is None
 
 
-def test_api_token_is_shown_once_and_stored_as_a_digest(console_users: ConsoleUsers) -> None:
+def test_api_token_stored_as_digest(console_users: ConsoleUsers) -> None:
     token = create_api_token("amy", name="importer")
     with session_scope() as session:
         row = session.scalar(select(ApiToken))

@@ -148,10 +148,8 @@ def _shot(page: object, name: str) -> None:
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)  # type: ignore[attr-defined]
 
 
-def test_agent_watches_the_draft_stream_edits_and_sends_it(
-    browser: object, live: LiveConsole
-) -> None:
-    """Given a ticket without a draft, the agent sees it stream in, edits and sends it."""
+def test_agent_streams_edits_and_sends_draft(browser: object, live: LiveConsole) -> None:
+    """Given a ticket without a draft, the agent watches it stream in, edits it and sends it."""
     page = _sign_in(browser, live.url, "amy")
     page.goto(f"{live.url}/support")
     page.wait_for_selector(f"tr[data-ticket-id='{live.undrafted_id}']")
