@@ -229,11 +229,12 @@ def _check_throttle(session: Session, *, username: str, client: str, now: dt.dat
         )
 
 
-def resolve_session(token: str) -> tuple[ConsoleUser, str] | None:
+def resolve_session(token: str, *, is_activity: bool = True) -> tuple[ConsoleUser, str] | None:
     """Return the user and CSRF token of a live session, or ``None``.
 
-    Each use slides the expiry forward, so a session ends after
-    `console.session_hours` without activity.
+    Each activity slides the expiry forward, so a session ends after
+    `console.session_hours` without activity. Requests a page makes by itself
+    (the queue's refresh) pass ``is_activity=False`` and leave the expiry alone.
     """
     now = dt.datetime.now(dt.UTC)
     with session_scope() as session:
@@ -245,7 +246,7 @@ def resolve_session(token: str) -> tuple[ConsoleUser, str] | None:
             return None
         hours = get_settings().console.session_hours
         # Writing on every request would serialise readers on SQLite; once a minute is enough.
-        if _utc(row.expires_at) - now < dt.timedelta(hours=hours, minutes=-1):
+        if is_activity and _utc(row.expires_at) - now < dt.timedelta(hours=hours, minutes=-1):
             row.expires_at = now + dt.timedelta(hours=hours)
         return _public(user), row.csrf_token
 

@@ -30,6 +30,7 @@ from services.console.auth import resolve_api_token, resolve_session
 from shared.i18n import negotiate_language, translate
 
 __all__ = [
+    "BACKGROUND_HEADER",
     "CSRF_COOKIE",
     "CSRF_FIELD",
     "CSRF_HEADER",
@@ -52,6 +53,9 @@ SESSION_COOKIE = "diptych_session"
 CSRF_COOKIE = "diptych_csrf"
 CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf_token"
+# Sent by page scripts on requests the user did not make (polling); they do not
+# count as activity that keeps a session alive.
+BACKGROUND_HEADER = "x-diptych-background"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 # Forms of the console carry a reply or an article at most; 10 MiB is far above both.
 MAX_FORM_BYTES = 10 * 1024 * 1024
@@ -107,7 +111,8 @@ class AuthMiddleware:
             return None
         cookie = request.cookies.get(SESSION_COOKIE)
         if cookie:
-            found = await run_in_threadpool(resolve_session, cookie)
+            is_activity = request.headers.get(BACKGROUND_HEADER) != "1"
+            found = await run_in_threadpool(resolve_session, cookie, is_activity=is_activity)
             if found is not None:
                 user, csrf_token = found
                 state.update(user=user, auth="session", language=user.language)

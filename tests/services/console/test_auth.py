@@ -298,3 +298,30 @@ def test_api_token_signs_requests_in(console_app: FastAPI, console_users: Consol
     assert analyst.status_code == 403
     forged = client.get("/api/v1/console/me", headers={"Authorization": "Bearer dpt_forged"})
     assert forged.status_code == 401
+
+
+def test_background_requests_do_not_extend_the_session(console_users: ConsoleUsers) -> None:
+    """The queue's polling must not keep an abandoned session alive."""
+    import datetime as dt
+
+    from services.console.auth import hash_token
+
+    grant = sign_in("amy", PASSWORD, client="127.0.0.1")
+    earlier = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+    with session_scope() as session:
+        row = session.scalar(
+            select(UserSession).where(UserSession.token_hash == hash_token(grant.token))
+        )
+        assert row is not None
+        row.expires_at = earlier
+
+    def stored_expiry() -> dt.datetime:
+        with session_scope() as session:
+            value = session.scalar(select(UserSession.expires_at))
+        assert value is not None
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
+
+    assert resolve_session(grant.token, is_activity=False) is not None
+    assert stored_expiry() == earlier
+    assert resolve_session(grant.token) is not None
+    assert stored_expiry() > earlier + dt.timedelta(hours=10)
