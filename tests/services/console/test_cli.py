@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
 from typer.testing import CliRunner
 
 from pipelines.cli import app
@@ -62,3 +71,44 @@ def test_serve_help_names_host_and_port() -> None:
     assert result.exit_code == 0
     assert "--host" in result.output
     assert "--port" in result.output
+
+
+def test_serve_starts_the_console_on_loopback(database_url: str, tmp_path: Path) -> None:
+    """`diptych serve` answers /healthz and redirects an anonymous page to sign-in."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = (tmp_path / "serve.log").open("wb")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pipelines.cli",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        env=dict(os.environ),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                break
+            except httpx.TransportError:
+                assert process.poll() is None, (tmp_path / "serve.log").read_text()
+                assert time.monotonic() < deadline, "diptych serve did not start in 120 s"
+                time.sleep(0.5)
+        assert health.json() == {"status": "ok"}
+        page = httpx.get(f"http://127.0.0.1:{port}/support", timeout=10)
+        assert page.status_code == 303
+        assert page.headers["location"].startswith("/login")
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+        log.close()
