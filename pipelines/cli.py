@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 from pydantic import ValidationError
 
+from pipelines._cli_console import serve_command, users_app
 from pipelines._cli_db import db_app
 from pipelines._cli_models import evaluate_command, models_app, predict_command
 from pipelines._cli_support import support_app
@@ -27,6 +28,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(train_app, name="train")
 app.add_typer(models_app, name="models")
 app.add_typer(support_app, name="support")
+app.add_typer(users_app, name="users")
+app.command("serve")(serve_command)
 app.command("evaluate")(evaluate_command)
 app.command("predict")(predict_command)
 app.command("worker")(worker_command)

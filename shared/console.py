@@ -42,6 +42,7 @@ from fastapi import HTTPException, Request, status
 from fastapi.responses import HTMLResponse
 
 __all__ = [
+    "READINESS_KEY",
     "ROLES",
     "ConsolePlugin",
     "ConsoleUser",
@@ -54,6 +55,9 @@ __all__ = [
 
 ENTRY_POINT_GROUP = "diptych.console"
 ROLES = ("agent", "analyst", "admin")
+# `ConsolePlugin.extra` key of a zero-argument callable that `/readyz` runs: it returns
+# a JSON-ready dict with ``"ok": True`` (and details) or raises when the service cannot work.
+READINESS_KEY = "readiness"
 
 
 @dataclass(frozen=True)

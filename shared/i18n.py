@@ -30,6 +30,7 @@ from babel.messages.pofile import read_po
 __all__ = [
     "DEFAULT_LANGUAGE",
     "LANGUAGES",
+    "N_",
     "catalog_paths",
     "get_translations",
     "locale_dirs",
@@ -43,6 +44,16 @@ DOMAIN = "messages"
 DEFAULT_LANGUAGE = "en"
 # Language codes as users pick them, mapped to the catalog folder that serves them.
 LANGUAGES: dict[str, str] = {"en": "English", "zh_CN": "简体中文"}
+
+
+def N_(message: str) -> str:
+    """Mark `message` for the catalogs without translating it (gettext_noop).
+
+    Text translated later by value, such as a `NavLink` label or a status
+    shown through ``_(status)`` in a template, is marked where it is defined so
+    that message extraction finds it.
+    """
+    return message
 
 
 def locale_dirs() -> list[Path]:

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
+    "ConsoleSettings",
     "ModelSettings",
     "Settings",
     "SupportSettings",
@@ -233,6 +234,50 @@ class SupportSettings(BaseModel):
     )
 
 
+class ConsoleSettings(BaseModel):
+    """The web console: where it listens, how sessions and sign-in attempts are kept."""
+
+    host: str = Field(default="127.0.0.1", description="Address `diptych serve` binds to.")
+    port: int = Field(default=8000, ge=1, le=65535, description="Port `diptych serve` binds to.")
+    session_hours: float = Field(
+        default=12.0,
+        gt=0,
+        le=24 * 30,
+        description="Hours a signed-in session lasts without activity before it expires.",
+    )
+    secure_cookies: Literal["auto", "always", "never"] = Field(
+        default="auto",
+        description=(
+            "When the session cookie gets the `Secure` flag: `auto` when the request came "
+            "over HTTPS (behind a proxy, start uvicorn with `--proxy-headers`), `always`, "
+            "or `never`."
+        ),
+    )
+    login_max_failures: int = Field(
+        default=5,
+        ge=1,
+        description="Failed sign-ins for one user name within `login_window_s` before "
+        "further attempts for it are refused.",
+    )
+    login_max_failures_per_client: int = Field(
+        default=20,
+        ge=1,
+        description="Failed sign-ins from one client address within `login_window_s` "
+        "before further attempts from it are refused.",
+    )
+    login_window_s: float = Field(
+        default=900.0,
+        gt=0,
+        description="Seconds over which failed sign-ins are counted.",
+    )
+    queue_refresh_s: float = Field(
+        default=5.0,
+        ge=1.0,
+        le=600.0,
+        description="Seconds between refreshes of the ticket queue page.",
+    )
+
+
 class Settings(BaseSettings):
     """All Diptych settings. Nested sections use `__`, e.g. ``DIPTYCH_MODELS__ENCODER``."""
 
@@ -274,6 +319,7 @@ class Settings(BaseSettings):
     models: ModelSettings = Field(default_factory=ModelSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     support: SupportSettings = Field(default_factory=SupportSettings)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
 
     @field_validator("home", mode="after")
     @classmethod

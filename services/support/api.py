@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, HTTPException, Query, status
+from fastapi import APIRouter, BackgroundTasks, HTTPException, Path, Query, status
 from pydantic import BaseModel
 
 from services.support import store
@@ -17,6 +17,7 @@ from services.support.kb import add_article, remove_article, search_articles
 from services.support.models import Feedback
 from services.support.pipeline import store_ticket
 from services.support.schemas import (
+    MAX_ROW_ID,
     ArticleCreate,
     ArticlePublic,
     DraftPublic,
@@ -36,6 +37,8 @@ __all__ = ["router"]
 logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/support", tags=["support"])
+
+RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
 
 
 class TicketAccepted(BaseModel):
@@ -109,7 +112,7 @@ def list_tickets(
 
 
 @router.get("/tickets/{ticket_id}", response_model=TicketDetail)
-def get_ticket(ticket_id: int) -> TicketDetail:
+def get_ticket(ticket_id: RowId) -> TicketDetail:
     """Return a ticket with its passages and latest draft, customer text masked."""
     with session_scope() as session:
         try:
@@ -130,7 +133,7 @@ def get_ticket(ticket_id: int) -> TicketDetail:
     status_code=status.HTTP_201_CREATED,
     response_model=FeedbackPublic,
 )
-def create_feedback(ticket_id: int, request: FeedbackCreate) -> FeedbackPublic:
+def create_feedback(ticket_id: RowId, request: FeedbackCreate) -> FeedbackPublic:
     """Accept, edit or reject the ticket's latest draft."""
     try:
         feedback_id = record_feedback(ticket_id, request)
@@ -163,7 +166,7 @@ def create_article(request: ArticleCreate) -> ArticlePublic:
 
 
 @router.delete("/kb/articles/{article_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_article(article_id: int) -> None:
+def delete_article(article_id: RowId) -> None:
     """Retire an article; it stops appearing in searches at once."""
     if not remove_article(article_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"No article has id {article_id}.")

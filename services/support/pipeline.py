@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from services.support import store
 from services.support.cleaning import TicketTextError, clean_text
 from services.support.drafting import DraftResult, draft_replies
-from services.support.errors import KnowledgeBaseError
+from services.support.errors import KnowledgeBaseError, TicketNotFoundError
 from services.support.models import Ticket
 from services.support.privacy import PiiVault, mask_pii
 from services.support.retrieval import KnowledgeIndex, load_knowledge_index
@@ -32,6 +32,7 @@ __all__ = [
     "draft_tickets",
     "process_tickets",
     "retrieve_tickets",
+    "save_streamed_draft",
     "store_ticket",
     "triage_tickets",
 ]
@@ -223,6 +224,46 @@ def _store_draft(session: Session, ticket_id: int, result: DraftResult) -> int:
         "ticket drafted ticket_id=%s kind=%s tokens=%d", ticket_id, result.kind, result.n_new_tokens
     )
     return 1
+
+
+def save_streamed_draft(ticket_id: int, result: DraftResult) -> int | None:
+    """Store a draft written while an agent watched, as the ticket's next revision.
+
+    Returns:
+        The new draft's id, or ``None`` when the ticket no longer exists.
+    """
+    # Two agents may stream the same ticket at once; the loser of a revision race
+    # takes the next number instead of failing.
+    for _attempt in range(3):
+        with session_scope() as session:
+            try:
+                ticket = store.get_ticket(session, ticket_id)
+            except TicketNotFoundError:
+                return None
+            draft = store.save_draft(
+                session,
+                ticket,
+                revision=store.count_drafts(session, ticket_id) + 1,
+                text=result.text,
+                kind=result.kind,
+                model=result.model,
+                citations=result.citations,
+                grounding=result.grounding,
+                fallback_reason=result.fallback_reason,
+                n_new_tokens=result.n_new_tokens,
+                finished=result.finished,
+                seconds=result.seconds,
+                details=result.details,
+            )
+            if draft is not None:
+                logger.info(
+                    "ticket redrafted ticket_id=%s revision=%s kind=%s",
+                    ticket_id,
+                    draft.revision,
+                    draft.kind,
+                )
+                return draft.id
+    raise RuntimeError(f"could not store a new draft revision for ticket {ticket_id!r}")
 
 
 def process_tickets(ticket_ids: Sequence[int]) -> None:

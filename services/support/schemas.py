@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
+    "MAX_ROW_ID",
     "MAX_TICKET_CHARS",
     "ArticleBase",
     "ArticleCreate",
@@ -23,6 +24,10 @@ __all__ = [
     "TicketPublic",
     "TicketsCreate",
 ]
+
+# Row ids are 32-bit INTEGER columns on PostgreSQL; a larger id from a client would
+# make the database raise instead of finding nothing.
+MAX_ROW_ID = 2**31 - 1
 
 # A ticket is a customer message, not a document: 20,000 characters is about ten
 # printed pages, far above any real message and small enough to clean quickly.

@@ -32,7 +32,9 @@ __all__ = [
     "latest_draft",
     "list_articles",
     "list_feedback",
+    "list_intents",
     "list_resolved_tickets",
+    "list_ticket_feedback",
     "list_tickets",
     "record_reveal",
     "record_triage",
@@ -377,3 +379,15 @@ def record_reveal(session: Session, ticket: Ticket, *, agent: str) -> None:
     """Log that `agent` opened the unmasked text of `ticket`."""
     session.add(PiiReveal(ticket_id=ticket.id, agent=agent))
     session.flush()
+
+
+def list_intents(session: Session) -> list[str]:
+    """Return the distinct intents triage has given tickets, sorted."""
+    query = select(Ticket.intent).where(Ticket.intent.is_not(None)).distinct()
+    return sorted(str(intent) for intent in session.scalars(query))
+
+
+def list_ticket_feedback(session: Session, ticket_id: int) -> list[Feedback]:
+    """Return a ticket's feedback, oldest first."""
+    query = select(Feedback).where(Feedback.ticket_id == ticket_id).order_by(Feedback.id)
+    return list(session.scalars(query))

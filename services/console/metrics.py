@@ -1,0 +1,92 @@
+"""Prometheus metrics of the console: requests by route and status, their latency, sign-ins.
+
+Each app gets its own registry, so building several apps in one process (the
+tests do) never registers a metric twice.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from starlette.responses import Response
+
+from services.console.security import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = ["ConsoleMetrics", "MetricsMiddleware", "metrics_response"]
+
+
+class ConsoleMetrics:
+    """The console's metric families, in a registry of their own."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "diptych_http_requests",
+            "HTTP requests answered, by method, route template and status code.",
+            ("method", "route", "status"),
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "diptych_http_request_duration_seconds",
+            "Time from request to the end of the response body, by method and route template.",
+            ("method", "route"),
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "diptych_http_requests_in_flight",
+            "Requests being answered now, streams included.",
+            registry=self.registry,
+        )
+        self.sign_ins = Counter(
+            "diptych_console_sign_ins",
+            "Sign-in attempts by outcome: ok, failed or throttled.",
+            ("outcome",),
+            registry=self.registry,
+        )
+
+
+def _route_label(scope: Scope) -> str:
+    route = scope.get("route")
+    path = getattr(route, "path_format", None) or getattr(route, "path", None)
+    if path:
+        return str(path)
+    # Unmatched paths are not labelled by their text, which a client chooses freely.
+    return "unmatched"
+
+
+class MetricsMiddleware:
+    """Count and time every HTTP request by its route template."""
+
+    def __init__(self, app: ASGIApp, metrics: ConsoleMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status: dict[str, Any] = {"code": 500}
+
+        async def send_and_record(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        started = time.perf_counter()
+        self.metrics.in_flight.inc()
+        try:
+            await self.app(scope, receive, send_and_record)
+        finally:
+            self.metrics.in_flight.dec()
+            route = _route_label(scope)
+            method = str(scope.get("method", ""))
+            self.metrics.requests.labels(method, route, str(status["code"])).inc()
+            self.metrics.latency.labels(method, route).observe(time.perf_counter() - started)
+
+
+def metrics_response(metrics: ConsoleMetrics) -> Response:
+    """Return the metrics in the Prometheus text format."""
+    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,1 @@
+"""Alembic scripts of the console tables, on the `console` branch."""
