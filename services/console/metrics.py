@@ -9,13 +9,51 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import logging
+from collections.abc import Iterator
+
+import redis
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
 from services.console.security import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["ConsoleMetrics", "MetricsMiddleware", "metrics_response"]
+__all__ = ["ConsoleMetrics", "MetricsMiddleware", "QueueCollector", "metrics_response"]
+
+logger = logging.getLogger(__name__)
+
+
+class QueueCollector(Collector):
+    """Report each Celery queue's waiting and dead-lettered messages, read at scrape time.
+
+    The autoscaling rules in deploy/k8s scale each worker Deployment on
+    ``diptych_queue_length``. In the embedded layout (no broker) it reports nothing.
+    """
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        from shared.worker.monitor import read_queue_stats
+
+        waiting = GaugeMetricFamily(
+            "diptych_queue_length", "Task messages waiting in each queue.", labels=["queue"]
+        )
+        dead = GaugeMetricFamily(
+            "diptych_queue_dead_letters",
+            "Task messages moved to each queue's dead-letter list.",
+            labels=["queue"],
+        )
+        try:
+            stats = read_queue_stats()
+        except redis.RedisError as exc:
+            logger.warning("queue lengths not read for /metrics: %r", exc)
+            stats = []
+        for row in stats:
+            waiting.add_metric([row.queue], row.waiting)
+            dead.add_metric([row.queue], row.dead_letters)
+        yield waiting
+        yield dead
 
 
 class ConsoleMetrics:
@@ -46,6 +84,7 @@ class ConsoleMetrics:
             ("outcome",),
             registry=self.registry,
         )
+        self.registry.register(QueueCollector())
 
 
 def _route_label(scope: Scope) -> str:

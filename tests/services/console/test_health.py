@@ -76,3 +76,21 @@ def test_metrics_count_requests_by_route_template(console_app: FastAPI) -> None:
     )
     assert 'diptych_console_sign_ins_total{outcome="ok"} 1.0' in text
     assert "diptych_http_request_duration_seconds_bucket" in text
+
+
+def test_metrics_report_queue_lengths(
+    console_users: ConsoleUsers, celery_redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a broker, /metrics carries each queue's waiting messages for the autoscaler."""
+    from shared.worker import create_celery_app
+
+    monkeypatch.setenv("DIPTYCH_BROKER_URL", celery_redis_url)
+    reset_settings()
+    producer = create_celery_app()
+    for ticket_id in range(2):
+        producer.send_task("support.triage", args=(ticket_id,))
+    text = TestClient(create_app()).get("/metrics").text
+
+    assert 'diptych_queue_length{queue="support"} 2.0' in text
+    assert 'diptych_queue_length{queue="sentiment"} 0.0' in text
+    assert 'diptych_queue_dead_letters{queue="support"} 0.0' in text
