@@ -6,17 +6,16 @@ tests do) never registers a metric twice.
 
 from __future__ import annotations
 
-import time
-from typing import Any
-
 import logging
+import time
 from collections.abc import Iterator
+from typing import Any
 
 import redis
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.registry import Collector
 from starlette.responses import Response
 
 from services.console.security import ASGIApp, Message, Receive, Scope, Send
