@@ -7,6 +7,7 @@ from pydantic import ValidationError
 
 from pipelines._cli_db import db_app
 from pipelines._cli_models import evaluate_command, models_app, predict_command
+from pipelines._cli_recommender import recommend_app
 from pipelines._cli_support import support_app
 from pipelines._cli_train import train_app
 from pipelines._console import fail
@@ -26,6 +27,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(train_app, name="train")
 app.add_typer(models_app, name="models")
 app.add_typer(support_app, name="support")
+app.add_typer(recommend_app, name="recommend")
 app.command("evaluate")(evaluate_command)
 app.command("predict")(predict_command)
 

@@ -298,13 +298,18 @@ class RecommenderSettings(BaseModel):
         "production version the base encoder scores user-candidate pairs.",
     )
     ranker_pairs: int = Field(
-        default=3000, ge=32, description="Training pairs (item, next item) per fine-tuning."
+        default=1024,
+        ge=32,
+        description="Training pairs (item, next item) per fine-tuning; one epoch over them.",
     )
     ranker_batch_size: int = Field(
-        default=32, ge=2, description="Pairs per step; the other pairs in a batch are negatives."
+        default=16, ge=2, description="Pairs per step; the other pairs in a batch are negatives."
     )
     ranker_max_length: int = Field(
-        default=48, ge=8, le=512, description="Tokens per item text when fine-tuning."
+        default=32,
+        ge=8,
+        le=512,
+        description="Tokens per item text for the ranker, when fine-tuning and encoding.",
     )
     chunk_size: int = Field(
         default=50, ge=1, le=100_000, description="Users per batch task."

@@ -74,9 +74,7 @@ def _attach_tags(items: dict[int, ItemRecord], path: Path) -> None:
     for record in read_csv_records(path, delimiter=",")[1]:
         item = items.get(int(record.values["movieId"]))
         if item is not None:
-            item.tags.append(
-                TagRecord(record.values["tag"], float(record.values["timestamp"]))
-            )
+            item.tags.append(TagRecord(record.values["tag"], float(record.values["timestamp"])))
 
 
 def _year_start(year: int) -> float:

@@ -106,7 +106,7 @@ def fine_tune_ranker(
         per_device_train_batch_size=settings.ranker_batch_size,
         num_train_epochs=1,
         learning_rate=3e-5,
-        warmup_ratio=0.1,
+        warmup_steps=0.1,
         seed=seed,
         save_strategy="no",
         report_to="none",
