@@ -137,6 +137,8 @@ class InteractionLog:
 
     def group_by_user(self) -> dict[int, np.ndarray]:
         """Map each user id to the positions of their interactions, oldest first."""
+        if not len(self.users):
+            return {}
         order = np.argsort(self.users, kind="stable")
         users = self.users[order]
         starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])

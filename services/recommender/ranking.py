@@ -329,8 +329,13 @@ def _cold_start_scores(
     popular = (popularity + 0.5 * trend) / (1.5 * top)
     if history.query is None:
         return popular
+    # Cosines of different encoders cover different ranges, so the query
+    # similarity is scaled to [0, 1] over the candidates before blending.
+    similarity = features[:, FEATURE_NAMES.index("profile")]
+    spread = float(similarity.max() - similarity.min())
+    scaled = (similarity - similarity.min()) / spread if spread > 0 else np.ones_like(similarity)
     weight = model.settings.cold_start_query_weight
-    return weight * features[:, FEATURE_NAMES.index("profile")] + (1 - weight) * popular
+    return weight * scaled + (1 - weight) * popular
 
 
 def select_diverse(

@@ -13,6 +13,17 @@ __all__ = [
 ]
 
 
+def _check_encodable(value: str, *, name: str) -> str:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(
+            f"`{name}` contains characters that are not valid UTF-8 (a lone surrogate); "
+            "send well-formed text"
+        ) from None
+    return value
+
+
 class ItemBase(BaseModel):
     """Fields shared by item requests and responses."""
 
@@ -36,7 +47,20 @@ class ItemCreate(ItemBase):
     def _check_title(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("`title` must contain text, got only whitespace")
-        return value.strip()
+        return _check_encodable(value.strip(), name="title")
+
+    @field_validator("tags")
+    @classmethod
+    def _check_tags(cls, value: list[str]) -> list[str]:
+        return [_check_encodable(tag, name="tags") for tag in value]
+
+    @field_validator("fields")
+    @classmethod
+    def _check_fields(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, text in value.items():
+            _check_encodable(name, name="fields")
+            _check_encodable(text, name="fields")
+        return value
 
 
 class ItemPublic(ItemBase):

@@ -37,7 +37,10 @@ def test_merge_item_records_unites_duplicates() -> None:
 def test_build_item_text_leaves_out_tags_after_cut() -> None:
     """A tag applied at or after the cut is not part of the text."""
     record = ItemRecord(
-        1, "Heat (1995)", {"genres": "Crime"}, [TagRecord("pacino", 100.0), TagRecord("heist", 200.0)]
+        1,
+        "Heat (1995)",
+        {"genres": "Crime"},
+        [TagRecord("pacino", 100.0), TagRecord("heist", 200.0)],
     )
     assert build_item_text(record, cut=150.0) == "Heat (1995). genres: Crime. tags: pacino"
     assert "heist" in build_item_text(record)

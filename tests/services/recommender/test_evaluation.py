@@ -88,7 +88,9 @@ def test_no_test_interaction_reaches_any_feature(
     settings = get_settings().recommender
     items, ratings = read_movielens(data_dir)
     log = build_interaction_log(
-        ratings, like_threshold=settings.like_threshold, dislike_threshold=settings.dislike_threshold
+        ratings,
+        like_threshold=settings.like_threshold,
+        dislike_threshold=settings.dislike_threshold,
     )
     split = split_temporal(log, test_size=10, validation_size=5, buckets=settings.time_buckets)
     ranker_logs: list[float] = []
