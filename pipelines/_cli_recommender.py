@@ -39,7 +39,12 @@ def import_command(
 ) -> None:
     """Import items and interactions into the database."""
     from services.recommender import store
-    from services.recommender.catalogue import read_interaction_file, read_item_file
+    from services.recommender.catalogue import (
+        InteractionRecord,
+        ItemRecord,
+        read_interaction_file,
+        read_item_file,
+    )
 
     if dataset is None and items is None and interactions is None:
         raise fail("pass --dataset movielens, or --items and/or --interactions files.")
@@ -47,7 +52,8 @@ def import_command(
         raise fail(f"--dataset {dataset!r} is not known; the one data set is `movielens`.")
     try:
         ensure_database_ready()
-        item_records, interaction_records = [], []
+        item_records: list[ItemRecord] = []
+        interaction_records: list[InteractionRecord] = []
         if dataset == "movielens":
             from pipelines.datasets import read_movielens
 

@@ -311,14 +311,23 @@ class RecommenderSettings(BaseModel):
         le=512,
         description="Tokens per item text for the ranker, when fine-tuning and encoding.",
     )
-    chunk_size: int = Field(
-        default=50, ge=1, le=100_000, description="Users per batch task."
-    )
+    chunk_size: int = Field(default=50, ge=1, le=100_000, description="Users per batch task.")
     embedding_cache_dir: Path | None = Field(
         default=None,
         description="Folder of cached item embeddings keyed by model and text; unset means "
         "`<home>/recommender/embedding-cache`.",
     )
+
+    @model_validator(mode="after")
+    def _check_thresholds(self) -> RecommenderSettings:
+        if self.dislike_threshold >= self.like_threshold:
+            raise ValueError(
+                f"`dislike_threshold` ({self.dislike_threshold!r}) must be below "
+                f"`like_threshold` ({self.like_threshold!r}); lower "
+                "DIPTYCH_RECOMMENDER__DISLIKE_THRESHOLD or raise "
+                "DIPTYCH_RECOMMENDER__LIKE_THRESHOLD."
+            )
+        return self
 
 
 class Settings(BaseSettings):

@@ -439,7 +439,7 @@ def recommend_users(
     if not histories:
         return []
     context = _prepare_chunk(model, histories)
-    results = []
+    results: list[list[Recommendation]] = []
     for position, history in enumerate(histories):
         candidates = _candidate_rows(model, history, context, position)
         if not len(candidates):

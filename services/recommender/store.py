@@ -7,10 +7,12 @@ import logging
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from services.recommender.behaviour import Catalogue, InteractionLog, build_preferences
 from services.recommender.catalogue import (
@@ -157,7 +159,9 @@ def import_interactions(records: Sequence[InteractionRecord]) -> ImportCounts:
                     "occurred_at": record.time,
                 }
             )
-        new_users = sorted({row["user_id"] for row in rows} - known_users)
+        new_users = sorted(
+            {record.user_id for record in records if record.item_id in known_items} - known_users
+        )
         for start in range(0, len(new_users), _BATCH):
             session.execute(insert(RecUser), [{"id": u} for u in new_users[start : start + _BATCH]])
         for start in range(0, len(rows), _BATCH):
@@ -212,7 +216,9 @@ def load_user_interactions(
     return _log_of(rows, like_threshold=like_threshold, dislike_threshold=dislike_threshold)
 
 
-def _log_of(rows: Sequence, *, like_threshold: float, dislike_threshold: float) -> InteractionLog:  # type: ignore[type-arg]
+def _log_of(
+    rows: Sequence[Any], *, like_threshold: float, dislike_threshold: float
+) -> InteractionLog:
     if not rows:
         return InteractionLog.empty()
     values = np.array([math.nan if r[3] is None else r[3] for r in rows], dtype=np.float32)
@@ -318,7 +324,9 @@ def write_user_recommendations(
         return written
 
 
-def _insert_rows(session, run_id: str, rows_by_user: dict[int, list[dict[str, object]]]) -> None:  # type: ignore[no-untyped-def]
+def _insert_rows(
+    session: Session, run_id: str, rows_by_user: dict[int, list[dict[str, object]]]
+) -> None:
     rows = [
         {"run_id": run_id, "user_id": user, **row}
         for user, user_rows in rows_by_user.items()

@@ -103,6 +103,8 @@ def _stage_movielens(args: argparse.Namespace) -> None:
         progress=print,
     )
     command = COMMAND.format(stage="movielens") + (" --no-ranker" if args.no_ranker else "")
+    if reco.time_buckets != type(reco)().time_buckets:
+        command = f"DIPTYCH_RECOMMENDER__TIME_BUCKETS={reco.time_buckets} {command}"
     hybrid = result.metrics["hybrid"]["ndcg_at_10"]
     rows: list[dict[str, Any]] = []
     print(f"{'method':14} R@10    R@20    NDCG@10 coverage novelty")

@@ -116,7 +116,7 @@ def test_read_item_file_missing_and_unsupported(tmp_path: Path) -> None:
     with pytest.raises(DatasetNotFoundError):
         read_item_file(tmp_path / "nope.csv")
     (tmp_path / "items.xlsx").write_text("x")
-    with pytest.raises(DataError, match=".xlsx"):
+    with pytest.raises(DataError, match=r"\.xlsx"):
         read_item_file(tmp_path / "items.xlsx")
 
 
