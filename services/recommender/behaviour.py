@@ -67,7 +67,7 @@ class Catalogue:
 
 
 def build_id_lookup(item_ids: np.ndarray) -> np.ndarray:
-    """Return an array indexed by item id that holds the row position, or -1."""
+    """Return an array indexed by item id that contains the row position, or -1."""
     if not len(item_ids):
         return np.full(0, -1, dtype=np.int64)
     lookup = np.full(int(item_ids.max()) + 1, -1, dtype=np.int64)

@@ -47,8 +47,8 @@ FEATURE_NAMES = (
 )
 REASONS = ("similar", "co_interacted", "popular", "trending", "query")
 
-# Items behind the `knn_recent` feature: the latest interactions say most about
-# the next one in a temporal split.
+# Items behind the `knn_recent` feature, because in a temporal split the latest
+# interactions predict the next one best.
 RECENT_ITEMS = 10
 # Candidates that MMR chooses from, as a multiple of the list length.
 MMR_POOL_FACTOR = 4

@@ -249,7 +249,7 @@ def user_exists(user_id: int) -> bool:
 
 
 def create_run(run_id: str, *, top_n: int) -> tuple[RecommendationRun, bool]:
-    """Return the run named `run_id`, creating it when new; the flag says whether it was.
+    """Return the run named `run_id`, creating it when new; the flag is true for a new run.
 
     Raises:
         ValueError: If the run exists with another `top_n`.

@@ -151,7 +151,7 @@ def test_new_item_reaches_user_with_history(client: TestClient) -> None:
     ],
 )
 def test_create_item_rejects_bad_input(client: TestClient, payload: str) -> None:
-    """Bad items, lone surrogates included, are answered with 422."""
+    """Bad items, lone surrogates included, get status 422."""
     response = client.post(
         "/api/v1/items", content=payload, headers={"Content-Type": "application/json"}
     )
@@ -168,7 +168,7 @@ def test_similar_unknown_item_is_404(client: TestClient) -> None:
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_endpoints_before_fit_answer_409(stored_catalogue: str) -> None:
-    """Before anything is fitted the API says which command to run."""
+    """Before anything is fitted the API names the command to run."""
     with TestClient(_build_app()) as test_client:
         response = test_client.get("/api/v1/recommendations/1")
     assert response.status_code == 409
