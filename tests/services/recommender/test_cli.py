@@ -1,0 +1,109 @@
+"""`diptych recommend`: import files, fit, batch runs and their error messages."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from pipelines.cli import app
+from services.recommender import store
+from tests.services.recommender.conftest import (
+    build_synthetic_interactions,
+    build_synthetic_items,
+)
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    """A CLI runner with a wide terminal."""
+    return CliRunner(env={"COLUMNS": "200"})
+
+
+def _invoke(runner: CliRunner, *args: str) -> Result:
+    return runner.invoke(app, list(args))
+
+
+def _write_files(folder: Path) -> tuple[Path, Path]:
+    items = folder / "items.jsonl"
+    items.write_text(
+        "\n".join(
+            json.dumps(
+                {
+                    "item_id": r.item_id,
+                    "title": r.title,
+                    "genres": r.fields["genres"],
+                    "tags": [t.text for t in r.tags],
+                },
+                ensure_ascii=False,
+            )
+            for r in build_synthetic_items()
+        ),
+        encoding="utf-8",
+    )
+    events = folder / "events.csv"
+    rows = ["user_id,item_id,kind,value,time"]
+    rows += [
+        f"{r.user_id},{r.item_id},{r.kind},{r.value},{r.time}"
+        for r in build_synthetic_interactions()
+    ]
+    rows.append("7,9999,click,,1700000000")
+    events.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return items, events
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_recommend_commands_import_fit_batch(
+    reco_env: Path, database_url: str, runner: CliRunner, tmp_path: Path
+) -> None:
+    """Import files (an unknown item is skipped), fit, run a batch and resume it."""
+    items, events = _write_files(tmp_path)
+    imported = _invoke(
+        runner, "recommend", "import", "--items", str(items), "--interactions", str(events)
+    )
+    assert imported.exit_code == 0, imported.output
+    assert "Items added: 40" in imported.output
+    assert "skipped: 1" in imported.output
+    assert "item 9999 is not in the catalogue" in imported.output
+
+    fitted = _invoke(runner, "recommend", "fit")
+    assert fitted.exit_code == 0, fitted.output
+    assert "index flat" in fitted.output
+
+    batch = _invoke(
+        runner, "recommend", "batch", "--top-n", "5", "--run-id", "r1", "--chunk-size", "7"
+    )
+    again = _invoke(runner, "recommend", "batch", "--top-n", "5", "--run-id", "r1")
+    assert batch.exit_code == 0, batch.output
+    assert "30 users, 0 written before this call, finished" in batch.output
+    assert "30 written before this call, finished" in again.output
+    assert store.count_finished_users("r1") == 30
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_recommend_batch_rejects_changed_top_n(stored_catalogue: str, runner: CliRunner) -> None:
+    """Resuming a run with another list length fails with a clear message."""
+    assert _invoke(runner, "recommend", "fit").exit_code == 0
+    assert _invoke(runner, "recommend", "batch", "--top-n", "3", "--run-id", "r2").exit_code == 0
+    resumed = _invoke(runner, "recommend", "batch", "--top-n", "4", "--run-id", "r2")
+    assert resumed.exit_code == 2
+    assert "same --top-n" in resumed.output
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_recommend_batch_before_fit_names_command(
+    reco_env: Path, database_url: str, runner: CliRunner
+) -> None:
+    """Without a fitted model the batch command says to fit first."""
+    result = _invoke(runner, "recommend", "batch")
+    assert result.exit_code == 2
+    assert "diptych recommend fit" in result.output
+
+
+def test_recommend_import_needs_a_source(runner: CliRunner) -> None:
+    """Without any source the import command lists the options."""
+    result = _invoke(runner, "recommend", "import")
+    assert result.exit_code == 2
+    assert "--dataset movielens" in result.output
