@@ -107,3 +107,38 @@ def test_recommend_import_needs_a_source(runner: CliRunner) -> None:
     result = _invoke(runner, "recommend", "import")
     assert result.exit_code == 2
     assert "--dataset movielens" in result.output
+
+
+def test_recommend_evaluate_prints_table_and_plot(
+    data_dir: Path, runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The evaluate command prints one row per method and writes the PNG and JSON."""
+    import numpy as np
+
+    from services.recommender import evaluation
+    from services.recommender.ranking import Combination
+
+    def fake_evaluate(items, log, **options):  # type: ignore[no-untyped-def]
+        assert options["train_ranker"] is False
+        values = dict.fromkeys(evaluation.METRICS, 0.5)
+        return evaluation.EvaluationResult(
+            metrics={method: dict(values) for method in evaluation.METHODS},
+            users=len(np.unique(log.users)),
+            combination=Combination.prior(),
+            ranker_seconds=0.0,
+            ranker_pairs=0,
+            seconds=1.0,
+        )
+
+    monkeypatch.setattr(evaluation, "evaluate_methods", fake_evaluate)
+    plot = tmp_path / "methods.png"
+    output = tmp_path / "metrics.json"
+    result = _invoke(
+        runner, "recommend", "evaluate", "--no-ranker", "--plot", str(plot), "--output", str(output)
+    )
+    assert result.exit_code == 0, result.output
+    assert "610 users" in result.output
+    for method in evaluation.METHODS:
+        assert method in result.output
+    assert plot.stat().st_size > 0
+    assert json.loads(output.read_text())["users"] == 610
