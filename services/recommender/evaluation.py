@@ -8,7 +8,7 @@ Users are grouped by validation cut into `time_buckets` groups. A group's
 features (item texts with their tags, popularity, trend, item-kNN, the
 fine-tuned ranker) use only interactions strictly before the group's earliest
 validation cut, so no feature counts anything at or after any of its users'
-cuts. A user's own history for the test holds their interactions before their
+cuts. A user's own history for the test contains their interactions before their
 test cut, and for validation those before their validation cut.
 
 Methods. `popularity` ranks unseen items by interaction count; `item-knn`

@@ -1,6 +1,6 @@
 """The fitted recommender on disk: fit from the database, load once per process, extend.
 
-``<home>/recommender/model/`` holds ``index/`` (the FAISS item index and its
+``<home>/recommender/model/`` contains ``index/`` (the FAISS item index and its
 manifest), ``arrays.npz`` (item vectors, ranker vectors, behaviour counts and
 the item-kNN matrix) and ``model.json`` (titles, tags, weights, model names).
 A process reloads the folder when ``model.json`` changes, so an item added
@@ -68,7 +68,7 @@ class ModelNotFittedError(RetrievalError, LookupError):
 
 @dataclass(frozen=True)
 class FitSummary:
-    """What `fit_from_database` built."""
+    """Summary of a `fit_from_database` call: sizes, index kind, ranker and weights."""
 
     items: int
     users: int
@@ -125,7 +125,7 @@ def load_model(
     """Load a model saved by `save_model`, checking the index was built by `embedder`.
 
     Raises:
-        ModelNotFittedError: If the folder holds no model.
+        ModelNotFittedError: If the folder contains no model.
         IndexMismatchError: If the index was built with another embedding model.
     """
     if not (folder / _META).is_file():

@@ -96,7 +96,7 @@ def test_recommend_batch_rejects_changed_top_n(stored_catalogue: str, runner: Cl
 def test_recommend_batch_before_fit_names_command(
     reco_env: Path, database_url: str, runner: CliRunner
 ) -> None:
-    """Without a fitted model the batch command says to fit first."""
+    """Without a fitted model the batch command names the fit command."""
     result = _invoke(runner, "recommend", "batch")
     assert result.exit_code == 2
     assert "diptych recommend fit" in result.output

@@ -45,7 +45,7 @@ def test_split_temporal_cuts_each_user() -> None:
 
 
 def test_split_temporal_rejects_short_histories() -> None:
-    """Without a user long enough to split, the error says what to lower."""
+    """Without a user long enough to split, the error names what to lower."""
     with pytest.raises(ValueError, match="test_size"):
         split_temporal(_log([1, 1], [1, 2], [1, 2]), test_size=2, validation_size=2, buckets=1)
 
