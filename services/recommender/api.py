@@ -25,6 +25,7 @@ from services.recommender.serving import (
     recommend_for_users,
     similar_items,
 )
+from shared.errors import IndexMismatchError, RetrievalError
 
 __all__ = ["build_recommendation_list", "router"]
 
@@ -35,7 +36,8 @@ router = APIRouter(tags=["recommender"])
 _MAX_QUERY = 1000
 
 
-def _not_fitted(exc: ModelNotFittedError) -> HTTPException:
+def _not_fitted(exc: RetrievalError) -> HTTPException:
+    # Not fitted yet, or fitted with another encoder: the fix is `diptych recommend fit`.
     return HTTPException(status.HTTP_409_CONFLICT, detail=str(exc))
 
 
@@ -52,7 +54,7 @@ def get_recommendations(
         return build_recommendation_list(
             user_id, top_n=top_n, run_id=run_id, query=query, fresh=fresh
         )
-    except ModelNotFittedError as exc:
+    except (ModelNotFittedError, IndexMismatchError) as exc:
         raise _not_fitted(exc) from None
     except LookupError as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None
@@ -124,7 +126,7 @@ def get_similar_items(
     try:
         model = get_serving_model()
         found = similar_items(item_id, count=count)
-    except ModelNotFittedError as exc:
+    except (ModelNotFittedError, IndexMismatchError) as exc:
         raise _not_fitted(exc) from None
     except LookupError as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None
@@ -149,7 +151,7 @@ def create_item(request: ItemCreate) -> ItemPublic:
     )
     try:
         add_item(record)
-    except ModelNotFittedError as exc:
+    except (ModelNotFittedError, IndexMismatchError) as exc:
         raise _not_fitted(exc) from None
     stored = store.get_item_records([request.id])[0]
     return ItemPublic(

@@ -19,6 +19,7 @@ from services.recommender.api import router as api_routes
 from services.recommender.reasons import describe_reason
 from services.recommender.serving import ModelNotFittedError, get_serving_model
 from shared.console import ConsolePlugin, ConsoleUser, NavLink, render_page, require_role
+from shared.errors import IndexMismatchError
 from shared.i18n import get_translations, normalize_language
 from shared.settings import get_settings
 
@@ -42,7 +43,7 @@ def recommender_page(
     if user_id is not None:
         try:
             context.update(_build_context(user_id, language=user.language))
-        except ModelNotFittedError:
+        except (ModelNotFittedError, IndexMismatchError):
             context["error"] = "not_fitted"
     return render_page(request, "recommender/page.html", context)
 

@@ -209,3 +209,27 @@ def test_plugin_registered() -> None:
     names = [p.name for p in load_console_plugins()]
     assert "recommender" in names
     assert Path(plugin().templates or "").is_dir()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_changed_encoder_answers_409_with_rebuild(
+    stored_catalogue: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After the encoder setting changes, the stored index is rejected with the rebuild command."""
+    from services.recommender.serving import clear_model_cache
+    from shared.retrieval import clear_embedder_cache
+    from shared.settings import reset_settings
+    from tests.services.recommender.conftest import build_character_bert
+
+    fit_from_database()
+    monkeypatch.setenv(
+        "DIPTYCH_MODELS__ENCODER", str(build_character_bert(tmp_path / "other-bert"))
+    )
+    reset_settings()
+    clear_embedder_cache()
+    clear_model_cache()
+    with TestClient(_build_app()) as test_client:
+        response = test_client.get("/api/v1/recommendations/1")
+    assert response.status_code == 409
+    assert "diptych recommend fit" in response.json()["detail"]
+    assert "other-bert" in response.json()["detail"]
