@@ -142,3 +142,30 @@ def test_recommend_evaluate_prints_table_and_plot(
         assert method in result.output
     assert plot.stat().st_size > 0
     assert json.loads(output.read_text())["users"] == 610
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_train_ranker_registers_and_fit_uses_it(
+    reco_env: Path, database_url: str, runner: CliRunner
+) -> None:
+    """The fine-tuned ranker is registered, promoted and then used by fit and new items."""
+    from fastapi.testclient import TestClient
+
+    from tests.services.recommender.test_api import _build_app
+
+    store.import_items(build_synthetic_items())
+    store.import_interactions(build_synthetic_interactions(users=120, per_user=10))
+
+    trained = _invoke(runner, "recommend", "train-ranker")
+    fitted = _invoke(runner, "recommend", "fit")
+
+    assert trained.exit_code == 0, trained.output
+    assert "recommender-ranker@1" in trained.output
+    assert "promoted" in trained.output
+    assert fitted.exit_code == 0, fitted.output
+    assert "ranker recommender-ranker@1" in fitted.output
+    with TestClient(_build_app()) as client:
+        created = client.post("/api/v1/items", json={"id": 900, "title": "fresh arrival"})
+        listed = client.get("/api/v1/recommendations/4", params={"top_n": 5, "fresh": True})
+    assert created.status_code == 201
+    assert len(listed.json()["items"]) == 5
