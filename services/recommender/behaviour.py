@@ -14,7 +14,7 @@ dislike. Every interaction, whatever its preference, marks the item as seen.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -92,7 +92,6 @@ class InteractionLog:
     values: np.ndarray
     preferences: np.ndarray
     times: np.ndarray
-    _order_checked: bool = field(default=False, repr=False)
 
     def __post_init__(self) -> None:
         self.users = np.asarray(self.users, dtype=np.int64)

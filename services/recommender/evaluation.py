@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from services.recommender.behaviour import Catalogue, InteractionLog
+from services.recommender.behaviour import InteractionLog
 from services.recommender.catalogue import ItemRecord, build_catalogue
 from services.recommender.fitting import build_histories, build_model
 from services.recommender.ranker import fine_tune_ranker
@@ -338,8 +338,3 @@ def measure_ranking(
         "coverage": len(covered) / catalogue_size,
         "novelty": float(np.mean(novelty)),
     }
-
-
-def catalogue_of(model: RecommenderModel) -> Catalogue:
-    """Return the catalogue a model ranks."""
-    return model.catalogue

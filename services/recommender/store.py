@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -47,6 +47,7 @@ __all__ = [
     "load_interaction_log",
     "load_user_interactions",
     "read_recommendations",
+    "run_exists",
     "write_user_recommendations",
 ]
 
@@ -242,12 +243,6 @@ def list_user_ids() -> list[int]:
         return list(session.scalars(select(RecUser.id).order_by(RecUser.id)))
 
 
-def user_exists(user_id: int) -> bool:
-    """Return whether `user_id` is a known user."""
-    with session_scope() as session:
-        return session.get(RecUser, user_id) is not None
-
-
 def create_run(run_id: str, *, top_n: int) -> tuple[RecommendationRun, bool]:
     """Return the run named `run_id`, creating it when new; the flag is true for a new run.
 
@@ -396,13 +391,6 @@ def read_recommendations(run_id: str, user_id: int) -> list[StoredRecommendation
             )
             for row in rows
         ]
-
-
-def delete_run(run_id: str) -> None:
-    """Delete a run and its rows."""
-    with session_scope() as session:
-        session.execute(delete(RecommendationRow).where(RecommendationRow.run_id == run_id))
-        session.execute(delete(RecommendationRun).where(RecommendationRun.run_id == run_id))
 
 
 def run_exists(run_id: str) -> bool:
