@@ -227,6 +227,24 @@ def evaluate_methods(
             progress=progress,
         )
     combination = _learn_combination(built, log, split, seed=seed)
+    metrics = _score_methods(built, log, split, combination)
+    return EvaluationResult(
+        metrics=metrics,
+        users=sum(len(entry.bucket.users) for entry in built),
+        combination=combination,
+        ranker_seconds=ranker_seconds,
+        ranker_pairs=ranker_pairs,
+        seconds=time.perf_counter() - started,
+        details={"buckets": [float(b.cut) for b in split.buckets]},
+    )
+
+
+def _score_methods(
+    built: list[_BucketModel],
+    log: InteractionLog,
+    split: TemporalSplit,
+    combination: Combination,
+) -> dict[str, dict[str, float]]:
     lists: dict[str, list[np.ndarray]] = {method: [] for method in METHODS}
     targets: list[np.ndarray] = []
     popularity_shares: list[np.ndarray] = []
@@ -240,21 +258,12 @@ def evaluate_methods(
         share = (entry.model.behaviour.popularity + 1) / (entry.users_train + 1)
         popularity_shares += [share] * len(users)
     catalogue_size = len(built[0].model.catalogue)
-    metrics = {
+    return {
         method: measure_ranking(
             lists[method], targets, popularity_shares, catalogue_size=catalogue_size
         )
         for method in METHODS
     }
-    return EvaluationResult(
-        metrics=metrics,
-        users=len(targets),
-        combination=combination,
-        ranker_seconds=ranker_seconds,
-        ranker_pairs=ranker_pairs,
-        seconds=time.perf_counter() - started,
-        details={"buckets": [float(b.cut) for b in split.buckets]},
-    )
 
 
 def _learn_combination(
