@@ -44,6 +44,7 @@ bench: install
 	$(BIN)/python tests/benchmarks/bench_phrasebank.py
 	$(BIN)/python tests/benchmarks/bench_support.py
 	$(BIN)/python tests/benchmarks/bench_console.py
+	$(BIN)/python tests/benchmarks/bench_recommender.py
 
 clean:
 	rm -rf $(VENV) var

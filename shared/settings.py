@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 __all__ = [
     "ConsoleSettings",
     "ModelSettings",
+    "RecommenderSettings",
     "Settings",
     "SupportSettings",
     "WorkerQueue",
@@ -277,6 +278,121 @@ class ConsoleSettings(BaseModel):
         description="Seconds between refreshes of the ticket queue page.",
     )
 
+class RecommenderSettings(BaseModel):
+    """The recommender service: preference rule, candidates, ordering and batch jobs."""
+
+    top_n: int = Field(default=10, ge=1, le=500, description="Items per user in a batch run.")
+    like_threshold: float = Field(
+        default=4.0,
+        description="A rating at or above this is a like (MovieLens stars run 0.5 to 5.0).",
+    )
+    dislike_threshold: float = Field(
+        default=2.0, description="A rating at or below this is a dislike."
+    )
+    dislike_weight: float = Field(
+        default=0.5,
+        ge=0.0,
+        le=2.0,
+        description="How hard a disliked item pushes the profile away, relative to a like.",
+    )
+    recency_half_life_days: float = Field(
+        default=180.0,
+        gt=0,
+        description="Age in days, counted back from the user's last interaction, at which an "
+        "item's weight in the profile halves.",
+    )
+    flat_threshold: int = Field(
+        default=50_000,
+        ge=0,
+        description="Catalogue size from which the item index uses `large_index_kind` "
+        "instead of exact (flat) search.",
+    )
+    large_index_kind: Literal["ivf", "hnsw"] = Field(
+        default="hnsw", description="Approximate FAISS index used at or above `flat_threshold`."
+    )
+    faiss_candidates: int = Field(
+        default=100, ge=1, le=5000, description="Profile neighbours taken from FAISS per user."
+    )
+    cooccurrence_candidates: int = Field(
+        default=100, ge=0, le=5000, description="Item-to-item candidates per user."
+    )
+    popular_candidates: int = Field(
+        default=50, ge=0, le=5000, description="Most popular and trending items added per user."
+    )
+    neighbours_per_item: int = Field(
+        default=50,
+        ge=1,
+        le=1000,
+        description="Co-occurrence neighbours kept per item (item-kNN similarity list length).",
+    )
+    trend_window_days: float = Field(
+        default=30.0, gt=0, description="Window in days behind the cut for the trending count."
+    )
+    mmr_lambda: float = Field(
+        default=0.9,
+        ge=0.0,
+        le=1.0,
+        description="Maximal marginal relevance trade-off: 1.0 orders by score alone, lower "
+        "values penalise items similar to those already listed.",
+    )
+    cold_start_query_weight: float = Field(
+        default=0.7,
+        ge=0.0,
+        le=1.0,
+        description="For users without history: weight of the text query's similarity "
+        "against popularity.",
+    )
+    validation_size: int = Field(
+        default=5,
+        ge=1,
+        description="Last interactions per user held out (before the test part in evaluation) "
+        "to learn the final ordering's weights.",
+    )
+    time_buckets: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="Groups of users by cut time; each group's features are built from "
+        "interactions before the group's earliest cut. More groups keep features fresher "
+        "and cost one feature build (and one ranker fine-tuning) each.",
+    )
+    ranker_model: str = Field(
+        default="recommender-ranker",
+        description="Registry name of the fine-tuned ranker encoder; while it has no "
+        "production version the base encoder scores user-candidate pairs.",
+    )
+    ranker_pairs: int = Field(
+        default=1024,
+        ge=32,
+        description="Training pairs (item, next item) per fine-tuning; one epoch over them.",
+    )
+    ranker_batch_size: int = Field(
+        default=16, ge=2, description="Pairs per step; the other pairs in a batch are negatives."
+    )
+    ranker_max_length: int = Field(
+        default=32,
+        ge=8,
+        le=512,
+        description="Tokens per item text for the ranker, when fine-tuning and encoding.",
+    )
+    chunk_size: int = Field(default=50, ge=1, le=100_000, description="Users per batch task.")
+    embedding_cache_dir: Path | None = Field(
+        default=None,
+        description="Folder of cached item embeddings keyed by model and text; unset means "
+        "`<home>/recommender/embedding-cache`.",
+    )
+
+    @model_validator(mode="after")
+    def _check_thresholds(self) -> RecommenderSettings:
+        if self.dislike_threshold >= self.like_threshold:
+            raise ValueError(
+                f"`dislike_threshold` ({self.dislike_threshold!r}) must be below "
+                f"`like_threshold` ({self.like_threshold!r}); lower "
+                "DIPTYCH_RECOMMENDER__DISLIKE_THRESHOLD or raise "
+                "DIPTYCH_RECOMMENDER__LIKE_THRESHOLD."
+            )
+        return self
+
 
 class Settings(BaseSettings):
     """All Diptych settings. Nested sections use `__`, e.g. ``DIPTYCH_MODELS__ENCODER``."""
@@ -320,6 +436,7 @@ class Settings(BaseSettings):
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     support: SupportSettings = Field(default_factory=SupportSettings)
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)
+    recommender: RecommenderSettings = Field(default_factory=RecommenderSettings)
 
     @field_validator("home", mode="after")
     @classmethod
@@ -342,6 +459,11 @@ class Settings(BaseSettings):
     def base_models_dir(self) -> Path:
         """Folder for converted base models (the GGUF drafter in safetensors)."""
         return self.home / "base-models"
+
+    @property
+    def recommender_dir(self) -> Path:
+        """Folder of the recommender's fitted state and item index."""
+        return self.home / "recommender"
 
     @property
     def runs_dir(self) -> Path:

@@ -9,6 +9,7 @@ from pipelines.datasets._files import resolve_data_dir
 from pipelines.datasets.banking77 import read_banking77, read_banking77_categories
 from pipelines.datasets.bitext import read_bitext
 from pipelines.datasets.fiqa import label_for_score, read_fiqa
+from pipelines.datasets.movielens import MOVIELENS_FOLDER, read_movielens
 from pipelines.datasets.phrasebank import PHRASEBANK_AGREEMENTS, read_phrasebank
 from pipelines.datasets.registry import (
     DATASETS,
@@ -28,6 +29,7 @@ from pipelines.datasets.unlabelled import UNLABELLED_SOURCES, read_unlabelled_te
 
 __all__ = [
     "DATASETS",
+    "MOVIELENS_FOLDER",
     "PHRASEBANK_AGREEMENTS",
     "TABLE_SUFFIXES",
     "UNLABELLED_SOURCES",
@@ -41,6 +43,7 @@ __all__ = [
     "read_banking77_categories",
     "read_bitext",
     "read_fiqa",
+    "read_movielens",
     "read_phrasebank",
     "read_sentfin",
     "read_sentfin_entities",

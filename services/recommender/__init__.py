@@ -1,0 +1,1 @@
+"""Recommender: item embeddings, user profiles, a fine-tuned ranker and nightly batch runs."""

@@ -1,0 +1,1 @@
+"""Alembic scripts of the recommender tables, on the `recommender` branch."""
