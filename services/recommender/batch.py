@@ -101,13 +101,7 @@ def run_batch(
     if not (model_folder() / "model.json").is_file():
         get_serving_model()
     run_id = run_id or f"run-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
-    store.create_run(run_id, top_n=top_n)
-    users = store.list_user_ids()
-    done = store.finished_user_ids(run_id)
-    pending = [u for u in users if u not in done]
-    logger.info(
-        "batch run started run_id=%s users=%d already_written=%d", run_id, len(users), len(done)
-    )
+    users, done, pending = _open_run(run_id, top_n)
     from services.recommender.tasks import recommend_chunk
 
     if progress is not None:
@@ -137,6 +131,44 @@ def run_batch(
         seconds=seconds,
         is_finished=is_finished,
     )
+
+
+def _open_run(run_id: str, top_n: int) -> tuple[list[int], set[int], list[int]]:
+    store.create_run(run_id, top_n=top_n)
+    users = store.list_user_ids()
+    done = set(store.finished_user_ids(run_id))
+    pending = [u for u in users if u not in done]
+    logger.info(
+        "batch run started run_id=%s users=%d already_written=%d", run_id, len(users), len(done)
+    )
+    return users, done, pending
+
+
+def fan_out_batch(run_id: str, *, top_n: int, chunk_size: int) -> int:
+    """Create or resume `run_id` and queue a task per chunk of unwritten users, without waiting.
+
+    The chunk task that writes the last user marks the run finished. Calling this
+    again for the same run queues only the users still missing.
+
+    Returns:
+        How many users were queued.
+    """
+    _users, _done, pending = _open_run(run_id, top_n)
+    from services.recommender.tasks import recommend_chunk
+
+    for chunk in split_chunks(pending, chunk_size):
+        submit(recommend_chunk, run_id, chunk, top_n)
+    return len(pending)
+
+
+def finish_if_complete(run_id: str) -> bool:
+    """Mark `run_id` finished once every known user has a list; return whether it is finished."""
+    total = len(store.list_user_ids())
+    written = store.count_finished_users(run_id)
+    if written < total:
+        return False
+    store.finish_run(run_id, user_count=written, details={"finished_by": "last chunk"})
+    return True
 
 
 def _wait_for_workers(

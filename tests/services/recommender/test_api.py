@@ -233,3 +233,18 @@ def test_changed_encoder_answers_409_with_rebuild(
     assert response.status_code == 409
     assert "diptych recommend fit" in response.json()["detail"]
     assert "other-bert" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_nightly_task_writes_and_finishes_the_day_run(client: TestClient) -> None:
+    """The beat task queues the day's run (in-process here); the last chunk finishes it."""
+    from services.recommender.tasks import start_nightly_batch
+
+    run_id = start_nightly_batch.apply().get()
+    again = start_nightly_batch.apply().get()
+    response = client.get("/api/v1/recommendations/5")
+
+    assert run_id.startswith("nightly-")
+    assert again == run_id
+    assert store.count_finished_users(run_id) == len(store.list_user_ids())
+    assert response.json()["run_id"] == run_id
