@@ -7,6 +7,8 @@ from pydantic import ValidationError
 
 from pipelines._cli_db import db_app
 from pipelines._cli_models import evaluate_command, models_app, predict_command
+from pipelines._cli_notify import notify_app
+from pipelines._cli_sentiment import sentiment_app
 from pipelines._cli_support import support_app
 from pipelines._cli_train import train_app
 from pipelines._console import fail
@@ -26,6 +28,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(train_app, name="train")
 app.add_typer(models_app, name="models")
 app.add_typer(support_app, name="support")
+app.add_typer(sentiment_app, name="sentiment")
+app.add_typer(notify_app, name="notify")
 app.command("evaluate")(evaluate_command)
 app.command("predict")(predict_command)
 
