@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = [
     "AlertPublic",
+    "BatchAccepted",
+    "BatchItemError",
     "BucketPublic",
     "EntityRankPublic",
     "ItemAccepted",
@@ -75,12 +77,31 @@ class ItemsCreate(BaseModel):
 
 
 class ItemAccepted(BaseModel):
-    """How the items of a request were taken in."""
+    """How the items of a request were taken in.
+
+    `queued` is true when the items went onto the stream for the workers, false
+    when they were scored and stored during the request. `duplicates` counts
+    repeats within the request, plus items already stored when not queued.
+    """
 
     accepted: int
     duplicates: int
     queued: bool
     ids: list[str]
+
+
+class BatchItemError(BaseModel):
+    """An item of a batch that was refused, by its position."""
+
+    index: int
+    id: str | None
+    error: str
+
+
+class BatchAccepted(ItemAccepted):
+    """A batch: the accepted items and the refused ones."""
+
+    errors: list[BatchItemError]
 
 
 class MentionPublic(BaseModel):
@@ -131,10 +152,10 @@ class EntityRankPublic(BaseModel):
 
     entity: str
     name: str
-    surge: float
+    surge: float | None
     negative_share: float
-    baseline_mean: float
-    baseline_spread: float
+    baseline_mean: float | None
+    baseline_spread: float | None
     volume: int
     bucket_start: dt.datetime
     firing: int
