@@ -81,9 +81,7 @@ def rank_entities(
             select(SentimentAlert.entity, func.count())
             .where(SentimentAlert.state == "firing")
             .group_by(SentimentAlert.entity)
-        )
-        .tuples()
-        .all()
+        ).all()
     )
     ranks = []
     for entity, series in window.items():

@@ -103,7 +103,8 @@ def store_scored_items(session: Session, records: Sequence[ScoredRecord]) -> lis
     ordered = [unique[key] for key in sorted(unique)]
     statement: Insert = _insert(session, Item).values([_item_values(r) for r in ordered])
     statement = statement.on_conflict_do_nothing(index_elements=["external_id"])  # type: ignore[attr-defined]
-    inserted = dict(session.execute(statement.returning(Item.external_id, Item.id)).tuples().all())
+    returned = session.execute(statement.returning(Item.external_id, Item.id)).all()
+    inserted = {str(external_id): int(item_id) for external_id, item_id in returned}
     if not inserted:
         return []
     new_records = [record for record in ordered if record.item.id in inserted]

@@ -17,6 +17,7 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from email import policy
 from email.message import EmailMessage
 from email.utils import getaddresses
 
@@ -91,7 +92,8 @@ def enqueue_email(
         recipient=recipients[0][1],
         subject=str(message["Subject"] or ""),
         message_id=str(message["Message-ID"]),
-        message=message.as_bytes(),
+        # SMTP needs CRLF line ends; smtplib sends bytes as they are.
+        message=message.as_bytes(policy=policy.SMTP),
         status="pending",
         attempts=0,
         next_attempt_at=now or _utcnow(),
@@ -222,7 +224,7 @@ def _record_failure(
 
 
 def _envelope_sender(data: bytes) -> str:
-    from email import message_from_bytes, policy
+    from email import message_from_bytes
 
     parsed = message_from_bytes(data, policy=policy.default)
     addresses = getaddresses(parsed.get_all("From", []))
