@@ -56,8 +56,15 @@ def run_monitor_pass(
             client, stream=settings.sentiment.stream, group=settings.sentiment.group
         )
     with session_scope() as session:
-        until = compute_watermark(
-            session, stream_time=stream_time, lateness_s=settings.sentiment.allowed_lateness_s
+        # With a stream, nothing is known to be complete until the group has
+        # finished an entry; the newest stored item may be ahead of items that
+        # another worker still holds.
+        until = (
+            None
+            if client is not None and stream_time is None
+            else compute_watermark(
+                session, stream_time=stream_time, lateness_s=settings.sentiment.allowed_lateness_s
+            )
         )
         evaluation = (
             evaluate_rules(session, rules, until=until, now=now)
