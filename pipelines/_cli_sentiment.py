@@ -328,6 +328,9 @@ def dead_letters_command(limit: int = typer.Option(20, help="Most entries to sho
     except DiptychError as exc:
         raise fail(exc) from None
     table = Table("entry", "deliveries", "error")
-    for entry_id, fields in client.xrevrange(settings.dead_letter_stream, count=limit):
-        table.add_row(str(entry_id), fields.get("deliveries", ""), fields.get("error", "")[:200])
+    rows: Any = client.xrevrange(settings.dead_letter_stream, count=limit)
+    for entry_id, fields in rows:
+        table.add_row(
+            str(entry_id), str(fields.get("deliveries", "")), str(fields.get("error", ""))[:200]
+        )
     console.print(table)

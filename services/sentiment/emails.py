@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
@@ -41,7 +41,7 @@ class AlertEmailContent:
         resolved: Sequence[SentimentAlert],
         items: Sequence[Item],
         chart_png: bytes,
-        rule_kinds: dict[str, str],
+        rule_kinds: Mapping[str, str],
         console_url: str,
     ) -> None:
         self.entity = entity
@@ -147,6 +147,7 @@ def compose_alert_email(
     chart_cid = make_msgid(domain=domain)
     message.add_alternative(_html_body(content, language, alerts, chart_cid), subtype="html")
     html_part = message.get_payload()[1]  # type: ignore[index]
+    assert isinstance(html_part, EmailMessage)
     html_part.add_related(
         content.chart_png,
         maintype="image",

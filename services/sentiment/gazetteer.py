@@ -120,11 +120,11 @@ class Gazetteer:
                 self._add_alias(alias, record.symbol, record.priority)
         self._automaton = ahocorasick.Automaton()
         ambiguous = 0
-        for key, alias in self._aliases.items():
-            if len(alias.symbols) != 1:
+        for key, entry in self._aliases.items():
+            if len(entry.symbols) != 1:
                 ambiguous += 1
                 continue
-            self._automaton.add_word(key, (key, next(iter(alias.symbols)), alias.is_ticker))
+            self._automaton.add_word(key, (key, next(iter(entry.symbols)), entry.is_ticker))
         if len(self._automaton):
             self._automaton.make_automaton()
         logger.info(

@@ -94,8 +94,10 @@ class SentimentScorer:
                 ScoredItem(
                     label=str(prediction.label).lower(),
                     score=probability["positive"] - probability["negative"],
+                    positive=probability["positive"],
+                    neutral=probability["neutral"],
+                    negative=probability["negative"],
                     truncated=prediction.truncated,
-                    **probability,
                 )
             )
         return results

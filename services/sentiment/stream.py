@@ -120,7 +120,8 @@ def find_done_time(client: redis.Redis, *, stream: str, group: str) -> dt.dateti
         frontier_end = frontier_end if frontier_end != "0-0" else ""
     if not frontier_end:
         return None
-    for _entry_id, fields in client.xrevrange(stream, max=frontier_end, min="-", count=20):
+    rows: Any = client.xrevrange(stream, max=frontier_end, min="-", count=20)
+    for _entry_id, fields in rows:
         published = _published_time(fields)
         if published is not None:
             return published
@@ -196,7 +197,7 @@ class StreamConsumer:
         fresh = [e for e in entries if e.deliveries <= self.settings.max_deliveries]
         outcome = self.process(fresh) if fresh else BatchOutcome()
         for entry in exhausted:
-            error = self.client.hget(self.errors_key, entry.entry_id) or "unknown error"
+            error = str(self.client.hget(self.errors_key, entry.entry_id) or "unknown error")
             outcome.dead[entry.entry_id] = (
                 f"failed {entry.deliveries - 1} times; last error: {error}"
             )
@@ -212,7 +213,7 @@ class StreamConsumer:
             remaining_ms = int((deadline - time.monotonic()) * 1000)
             if remaining_ms <= 0:
                 break
-            response = self.client.xreadgroup(
+            response: Any = self.client.xreadgroup(
                 self.group,
                 self.name,
                 {self.stream: ">"},
@@ -227,7 +228,7 @@ class StreamConsumer:
 
     def claim_stale(self) -> list[StreamEntry]:
         """Claim entries idle longer than `claim_idle_ms` (their consumer died or failed them)."""
-        response = self.client.xautoclaim(
+        response: Any = self.client.xautoclaim(
             self.stream,
             self.group,
             self.name,
@@ -273,7 +274,7 @@ class StreamConsumer:
                     "consumer": self.name,
                 }
             )
-            pipeline.xadd(self.settings.dead_letter_stream, fields)
+            pipeline.xadd(self.settings.dead_letter_stream, fields)  # type: ignore[arg-type]
         for entry_id, error in outcome.failed.items():
             pipeline.hset(self.errors_key, entry_id, error[:2000])
         acknowledged = outcome.done + list(outcome.dead)
