@@ -18,7 +18,8 @@ from services.sentiment.store import store_scored_items
 from shared.notify import deliver_due_messages
 from shared.settings import reset_settings
 from shared.storage import dispose_engine, session_scope
-from tests.services.sentiment.conftest import SmtpServer, make_record
+from tests._smtp import SmtpServer
+from tests.services.sentiment.conftest import make_record
 
 T0 = dt.datetime(2024, 5, 6, tzinfo=dt.UTC)
 HOUR = dt.timedelta(hours=1)

@@ -26,7 +26,13 @@ from services.sentiment.pipeline import process_entries
 from services.sentiment.replay import iter_stocknet_items
 from services.sentiment.rules import RuleSet
 from services.sentiment.scoring import ScoredItem, SentimentScorer, load_sentiment_scorer
-from services.sentiment.stream import StreamConsumer, StreamEntry, connect_redis, publish_items
+from services.sentiment.stream import (
+    BatchOutcome,
+    StreamConsumer,
+    StreamEntry,
+    connect_redis,
+    publish_items,
+)
 from shared.settings import get_settings, reset_settings
 from shared.storage import session_scope
 from tests._celery import wait_until
@@ -300,3 +306,27 @@ def test_stream_entry_without_item_field_is_dead(sentiment_env: object) -> None:
     """An entry without the item field is dead-lettered at once with a clear error."""
     outcome = process_entries([StreamEntry("1-0", {"other": "x"})])
     assert outcome.dead == {"1-0": "entry has no 'item' field; fields: ['other']"}
+
+
+def test_watchdog_counts_quiet_stream(
+    stream_env: redis.Redis, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A stream without new entries for quiet_after_s is logged and counted once per quiet spell."""
+    monkeypatch.setenv("DIPTYCH_SENTIMENT__QUIET_AFTER_S", "0.2")
+    reset_settings()
+    settings = get_settings().sentiment
+    publish_items(stream_env, [{"id": "w1"}], stream=settings.stream)
+    consumer = StreamConsumer(stream_env, name="watch", process=lambda entries: BatchOutcome())
+    time.sleep(0.3)
+    consumer._watch()
+    consumer._last_watch = 0.0
+    consumer._watch()
+    assert stream_env.get(f"{settings.stream}:quiet-periods") == "1"
+    assert "stream quiet" in caplog.text
+    publish_items(stream_env, [{"id": "w2"}], stream=settings.stream)
+    consumer._last_watch = 0.0
+    consumer._watch()
+    time.sleep(0.3)
+    consumer._last_watch = 0.0
+    consumer._watch()
+    assert stream_env.get(f"{settings.stream}:quiet-periods") == "2"

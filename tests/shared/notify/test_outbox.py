@@ -19,7 +19,7 @@ from shared.notify import (
 )
 from shared.settings import NotifySettings, get_settings
 from shared.storage import session_scope
-from tests.services.sentiment.conftest import SmtpServer
+from tests._smtp import SmtpServer
 
 
 def _message(to: str, subject: str = "测试 subject") -> EmailMessage:
