@@ -220,7 +220,7 @@ def monitor_command(
 def alerts_command(
     state: list[str] = typer.Option(None, help="Only these states (repeatable)."),
     entity: str = typer.Option(None, help="Only this entity symbol."),
-    limit: int = typer.Option(50, help="Most alerts to list."),
+    limit: int = typer.Option(50, help="Maximum number of alerts to list."),
 ) -> None:
     """List alert episodes, newest first."""
     from services.sentiment.store import list_alerts
@@ -318,7 +318,9 @@ def recompute_command() -> None:
 
 
 @sentiment_app.command("dead-letters")
-def dead_letters_command(limit: int = typer.Option(20, help="Most entries to show.")) -> None:
+def dead_letters_command(
+    limit: int = typer.Option(20, help="Maximum number of entries to show."),
+) -> None:
     """Show the newest entries of the dead-letter stream with their errors."""
     from services.sentiment.stream import connect_redis
 

@@ -250,7 +250,7 @@ class NotifySettings(BaseModel):
         description="Wait after the first failed attempt; each further failure doubles it.",
     )
     backoff_max_s: float = Field(
-        default=3600.0, gt=0, description="Longest wait between two attempts, in seconds."
+        default=3600.0, gt=0, description="Maximum wait between two attempts, in seconds."
     )
     sending_lease_s: float = Field(
         default=300.0,

@@ -1,4 +1,4 @@
-"""What analysts do to alerts: acknowledge, silence, expire silences; and the offline check."""
+"""Analyst actions on alerts (acknowledge, silence, expire silences) and the offline check."""
 
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
 """The alert lifecycle in the database: evaluate rules up to a watermark, persist episodes.
 
-Evaluation runs in published time. The watermark is the published time up to
-which every item is stored: with a Redis Stream, the time of the newest entry
-before the oldest one still pending in the consumer group; without one, the
-newest stored item. `SentimentSettings.allowed_lateness_s` is subtracted for
+Evaluation runs in published time, up to a watermark below which every item
+is stored. With a Redis Stream the watermark is the time of the newest entry
+before the oldest one still pending in the consumer group. Without a stream
+it is the time of the newest stored item. `SentimentSettings.allowed_lateness_s` is subtracted for
 producers that send out of time order. Each rule remembers how far it got
 (`RuleState`), so every bucket is evaluated once.
 """
@@ -36,7 +36,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class EvaluationReport:
-    """What one evaluation run changed."""
+    """Counts of one evaluation run: episodes created, fired and resolved."""
 
     until: dt.datetime | None
     created: int = 0

@@ -35,7 +35,7 @@ class EntityRank:
 def pick_surge_rule(rules: RuleSet) -> Rule:
     """Return the first negative-share rule, whose bucket and baseline the ranking uses.
 
-    Without one, a one-hour rule with a one-week baseline stands in.
+    Without one, a one-hour rule with a one-week baseline is used.
     """
     for rule in rules.rules:
         if rule.kind == "negative_share_surge":
@@ -59,7 +59,7 @@ def rank_entities(
 
     The surge is the deviation of the entity's newest bucket's negative share
     from its baseline, in baseline standard deviations (floored by
-    `Rule.min_spread`); "newest" is relative to the newest bucket of any
+    `Rule.min_spread`). "Newest" is relative to the newest bucket of any
     entity, so a replay of old data ranks as if it were live.
     """
     newest = session.scalar(

@@ -1,6 +1,6 @@
 """Rule evaluation over bucket series: a pure state machine shared by the live and offline paths.
 
-Each rule is evaluated per entity on every closed bucket that holds
+Each rule is evaluated per entity on every closed bucket that contains
 mentions, and on the first empty bucket after an alert's last true bucket
 (where its condition is false). A condition that holds starts a pending
 episode, which fires after `Rule.for_buckets` consecutive true buckets; the
@@ -52,7 +52,7 @@ class Evaluation:
 
 @dataclass
 class Episode:
-    """An alert episode as the state machine sees it; `id` is its row id once stored."""
+    """An alert episode in the state machine; `id` is its row id once stored."""
 
     rule: str
     entity: str

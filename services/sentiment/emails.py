@@ -30,7 +30,7 @@ _RULE_TITLES = {
 
 
 class AlertEmailContent:
-    """What one group notification reports about one entity."""
+    """The alerts, items and chart of one entity's group notification."""
 
     def __init__(
         self,

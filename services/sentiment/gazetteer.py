@@ -1,9 +1,9 @@
 """Entity linking: cashtags, tickers, company names and aliases, with offsets into the text.
 
-The gazetteer is built from the entity lists the public data sets ship
-(SEntFiN's entity list with its surface forms, StockNet's ticker table), the
-alias file in this package, and an optional alias file of the user's
-(`SentimentSettings.aliases_file`), for example with Chinese company names.
+The gazetteer is built from the entity lists that the public data sets ship:
+SEntFiN's entity list with its surface forms and StockNet's ticker table.
+The alias file in this package and an optional alias file of the user's
+(`SentimentSettings.aliases_file`) add names, for example Chinese ones.
 
 Matching rules:
 
@@ -66,7 +66,7 @@ class EntityRecord:
     """An entity: its symbol (the key stored with mentions), display name and aliases.
 
     When two entities share an alias, the one with the lower `priority` keeps
-    it; an alias shared at the same priority is ambiguous and not linked.
+    it. An alias shared at the same priority is ambiguous and is not linked.
     """
 
     symbol: str

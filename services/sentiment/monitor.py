@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class MonitorReport:
-    """What one pass did."""
+    """The reports of one pass: evaluation, notification planning, delivery."""
 
     evaluation: EvaluationReport
     plan: NotificationPlan
@@ -57,8 +57,8 @@ def run_monitor_pass(
         )
     with session_scope() as session:
         # With a stream, nothing is known to be complete until the group has
-        # finished an entry; the newest stored item may be ahead of items that
-        # another worker still holds.
+        # finished an entry. The newest stored item may be ahead of items that
+        # another worker has not committed yet.
         until = (
             None
             if client is not None and stream_time is None

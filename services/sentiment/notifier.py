@@ -4,7 +4,7 @@ Alerts are grouped by entity. A group is notified when a firing alert joins
 it (after `group_wait_s` for the group's first notification, and no sooner
 than `group_interval_s` after the previous one), when a notified alert
 resolves (`send_resolved`), and again every `repeat_interval_s` while an
-alert that nobody acknowledged still fires. Silenced alerts are left out.
+unacknowledged alert still fires. Silenced alerts are left out.
 
 Each notification is a `NotificationLogEntry` plus one outbox message per
 recipient, committed in one transaction: after a restart the log shows what
@@ -44,14 +44,14 @@ RESOLVED_LOOKBACK = dt.timedelta(days=7)
 
 @dataclass(frozen=True)
 class NotificationPlan:
-    """What one planning pass queued."""
+    """Counts of one planning pass: notifications logged and e-mails queued."""
 
     notifications: int = 0
     messages: int = 0
 
 
 def is_silenced(alert: SentimentAlert, silences: Sequence[Silence]) -> bool:
-    """Whether any silence matches every one of its matchers against the alert's labels."""
+    """Return whether a silence matches the alert's labels with every one of its matchers."""
     labels = {"rule": alert.rule, "entity": alert.entity, "severity": alert.severity}
     return any(_matches_all(silence, labels) for silence in silences)
 

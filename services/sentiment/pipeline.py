@@ -99,7 +99,7 @@ def process_entries(
     scorer: SentimentScorer | None = None,
     gazetteer: Gazetteer | None = None,
 ) -> BatchOutcome:
-    """Score and store a micro-batch of stream entries; say which to acknowledge."""
+    """Score and store a micro-batch of stream entries and return which to acknowledge."""
     scorer = scorer or load_sentiment_scorer()
     gazetteer = gazetteer or load_default_gazetteer()
     outcome = BatchOutcome()

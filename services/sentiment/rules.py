@@ -28,7 +28,7 @@ class Rule(BaseModel):
         "`volume_spike` its mention count, `score_drop` its mean score (alerting on a fall)."
     )
     bucket: Literal["5m", "1h", "1d"] = Field(description="Bucket the rule reads.")
-    min_volume: int = Field(ge=1, description="Fewest mentions in the bucket to alert.")
+    min_volume: int = Field(ge=1, description="Minimum number of mentions in the bucket to alert.")
     threshold_sd: float = Field(
         gt=0, description="Alert when the figure is this many baseline standard deviations out."
     )
@@ -36,7 +36,9 @@ class Rule(BaseModel):
         ge=2, le=10_000, description="Buckets before the current one that form the baseline."
     )
     min_baseline_buckets: int = Field(
-        default=3, ge=1, description="Fewest non-empty baseline buckets needed to evaluate."
+        default=3,
+        ge=1,
+        description="Minimum number of non-empty baseline buckets needed to evaluate.",
     )
     min_spread: float = Field(
         gt=0, description="Floor of the baseline standard deviation, in the figure's unit."

@@ -77,7 +77,7 @@ class ItemsCreate(BaseModel):
 
 
 class ItemAccepted(BaseModel):
-    """How the items of a request were taken in.
+    """The outcome of an item request.
 
     `queued` is true when the items went onto the stream for the workers, false
     when they were scored and stored during the request. `duplicates` counts

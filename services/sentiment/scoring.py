@@ -4,8 +4,8 @@ The classifier is the registry's production sentiment model, loaded once per
 process. The signed score is P(positive) - P(negative), in [-1, 1].
 
 An item that names several entities in different clauses ("X beats
-estimates, Y cuts jobs") gives each entity the sentiment of its own clause;
-an entity whose clause cannot be told apart gets the item's sentiment.
+estimates, Y cuts jobs") gives each entity the sentiment of its own clause.
+When all its entities share one clause, they get the item's sentiment.
 Clauses end at ``; , :`` (and their full-width forms) and before ``but``,
 ``while``, ``whereas``, ``although``, ``however`` and ``但``, ``而``.
 """

@@ -2,7 +2,7 @@
 
 Workers read through one consumer group (XREADGROUP), so each entry goes to
 one consumer. A batch is acknowledged (XACK) only after its items are
-committed; an entry whose consumer died stays pending and another consumer
+committed. An entry whose consumer died stays pending, and another consumer
 claims it (XAUTOCLAIM) once it has been idle for `claim_idle_ms`. An entry
 delivered `max_deliveries` times without success goes to the dead-letter
 stream with its last error and is acknowledged.
@@ -53,7 +53,7 @@ class StreamEntry:
 
 @dataclass
 class BatchOutcome:
-    """How a batch ended: entries to acknowledge, to dead-letter, or to leave pending."""
+    """The result of a batch: entries to acknowledge, to dead-letter, or to leave pending."""
 
     done: list[str] = field(default_factory=list)
     dead: dict[str, str] = field(default_factory=dict)

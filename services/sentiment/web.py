@@ -79,7 +79,7 @@ def ranking_page(request: Request, user: Analyst) -> HTMLResponse:
 def entity_page(
     request: Request, entity: str, user: Analyst, granularity: str = "1h"
 ) -> HTMLResponse:
-    """One entity: its chart, alerts and items."""
+    """Render one entity's page: its chart, alerts and items."""
     if granularity not in ("5m", "1h", "1d"):
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,

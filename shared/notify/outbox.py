@@ -1,10 +1,11 @@
 """The e-mail outbox: enqueue in the caller's transaction, deliver with retries and backoff.
 
 A notification and its outbox rows commit together, so a crash can lose
-neither. Delivery claims due rows (``pending`` and due, or ``sending`` past
-its lease because the process that claimed them died), sends each, and
-marks it ``sent``; a failure schedules the next attempt after an
-exponentially growing wait until `NotifySettings.max_attempts` is reached.
+neither. Delivery claims due rows: ``pending`` ones that are due, and
+``sending`` ones past their lease because the process that claimed them
+died. It sends each and marks it ``sent``. A failure schedules the next
+attempt after an exponentially growing wait, until
+`NotifySettings.max_attempts` is reached.
 
 A message is sent twice only if the process dies after the SMTP server
 accepted it and before ``sent`` is committed; it then goes out again with
@@ -46,7 +47,7 @@ Sender = Callable[..., None]
 
 @dataclass(frozen=True)
 class DeliveryReport:
-    """What one delivery pass did."""
+    """Counts of one delivery pass."""
 
     sent: int = 0
     retried: int = 0
@@ -119,7 +120,7 @@ def deliver_due_messages(
 
     Args:
         now: The current time; tests pass a later time to skip the backoff wait.
-        limit: Most messages to claim in this pass.
+        limit: Maximum number of messages to claim in this pass.
         settings: SMTP and retry settings; defaults to the configured ones.
         send: The function that sends one message (`send_raw_message`).
 

@@ -290,7 +290,7 @@ def test_silence_helper_rejects_empty() -> None:
 
 
 def test_template_folder_exists() -> None:
-    """The plugin's template folder holds the three pages."""
+    """The plugin's template folder contains the three pages."""
     folder = build_plugin().templates
     assert folder is not None
     assert sorted(path.name for path in Path(folder, "sentiment").iterdir()) == [

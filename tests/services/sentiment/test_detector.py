@@ -144,7 +144,7 @@ def test_split_runs_equal_one_run() -> None:
 
 
 def test_default_rules_file_loads() -> None:
-    """The shipped rules file is valid and holds the three kinds."""
+    """The shipped rules file is valid and contains the three kinds."""
     rules = load_rules(DEFAULT_RULES_FILE)
     assert {rule.kind for rule in rules.rules} == {
         "negative_share_surge",

@@ -109,7 +109,7 @@ def test_alias_file_errors(tmp_path: Path) -> None:
 
 
 def test_data_set_gazetteer_links_stocknet_and_sentfin(data_dir: Path) -> None:
-    """Built from the data sets, the gazetteer knows StockNet tickers and SEntFiN names."""
+    """Built from the data sets, the gazetteer links StockNet tickers and SEntFiN names."""
     built = build_gazetteer(data_dir=data_dir)
     assert [m.entity for m in built.find("$ xom and Exxon Mobil")] == ["XOM", "XOM"]
     assert [m.entity for m in built.find("Prime Focus falls")] == ["PFOCUS"]

@@ -89,7 +89,7 @@ def _count_items() -> int:
 
 
 class PoisonScorer(SentimentScorer):
-    """Raises on any batch that holds the word POISON, as a model bug would."""
+    """Raise on any batch that contains the word POISON, as a model bug would."""
 
     def score(self, texts: Sequence[str]) -> list[ScoredItem]:
         if any("POISON" in text for text in texts):
@@ -222,7 +222,7 @@ def test_killed_worker_loses_nothing(
             lambda: _count_items() > 0, timeout_s=180, message=lambda: log.read_text()[-3000:]
         )
 
-        # When it is killed while it holds entries, and a second worker starts
+        # When it is killed with unacknowledged entries, and a second worker starts
         os.killpg(first.pid, signal.SIGKILL)
         first.wait()
         held = stream_env.xpending_range(
