@@ -330,3 +330,24 @@ def test_watchdog_counts_quiet_stream(
     consumer._last_watch = 0.0
     consumer._watch()
     assert stream_env.get(f"{settings.stream}:quiet-periods") == "2"
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_monitor_task_evaluates_to_stream_frontier(stream_env: redis.Redis) -> None:
+    """The Celery monitor task evaluates rules up to the group's finished entries."""
+    from services.sentiment.tasks import monitor_alerts
+
+    settings = get_settings().sentiment
+    items = [
+        {"id": f"t{i}", "published_at": f"2024-01-02T10:0{i}:00Z", "text": "Pfizer shares fall"}
+        for i in range(3)
+    ]
+    publish_items(stream_env, items, stream=settings.stream)
+    assert monitor_alerts() == {"fired": 0, "sent": 0}
+    with session_scope() as session:
+        assert list(session.scalars(select(RuleState))) == []
+    StreamConsumer(stream_env, name="a", process=process_entries).run_once()
+    monitor_alerts()
+    with session_scope() as session:
+        until = {state.evaluated_until for state in session.scalars(select(RuleState))}
+    assert [value.isoformat() for value in until] == ["2024-01-02T10:02:00+00:00"]

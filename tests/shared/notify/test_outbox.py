@@ -117,3 +117,23 @@ def test_stale_sending_message_is_sent_again(database_url: str, smtp_server: Smt
     assert deliver_due_messages(now=now).sent == 0
     lease = get_settings().notify.sending_lease_s
     assert deliver_due_messages(now=now + dt.timedelta(seconds=lease + 1)).sent == 1
+
+
+def test_notify_cli_status_and_retry(database_url: str) -> None:
+    """`diptych notify status` counts messages per status; `retry` requeues failed ones."""
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
+    with session_scope() as session:
+        row = enqueue_email(session, dedup_key="k", message=_message("r@example.com"))
+        assert row is not None
+        row.status = "failed"
+    runner = CliRunner()
+    status = runner.invoke(app, ["notify", "status"])
+    retried = runner.invoke(app, ["notify", "retry"])
+    assert status.exit_code == 0, status.output
+    assert "failed" in status.output
+    assert "Requeued 1 failed messages." in retried.output
+    with session_scope() as session:
+        assert count_outbox(session)["pending"] == 1
