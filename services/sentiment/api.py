@@ -6,6 +6,7 @@ import datetime as dt
 import math
 from typing import Annotated, Any
 
+import redis
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, status
 from fastapi.responses import Response
 from pydantic import ValidationError
@@ -29,6 +30,7 @@ from services.sentiment.schemas import (
 )
 from services.sentiment.timeutil import GRANULARITIES, parse_granularity, utcnow
 from shared.console import ConsoleUser, require_role
+from shared.errors import RegistryError
 from shared.settings import get_settings
 from shared.storage import session_scope
 
@@ -44,7 +46,27 @@ Granularity = Annotated[str, Query(pattern="^(5m|1h|1d)$", description="Bucket: 
 
 
 def _take_in(items: list[ItemCreate]) -> tuple[list[str], int, bool]:
-    """Queue `items` on the stream when Redis is configured, else score and store them now."""
+    """Queue `items` on the stream when Redis is configured, else score and store them now.
+
+    Raises:
+        HTTPException: 503 when no sentiment model is in production or Redis is down.
+    """
+    try:
+        return _queue_or_store(items)
+    except RegistryError as exc:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            f"no sentiment model to score with ({exc}); train and promote one with "
+            "`diptych train classifier --dataset phrasebank --name sentiment --promote`",
+        ) from None
+    except redis.RedisError as exc:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            f"the item stream is unavailable ({exc}); check DIPTYCH_REDIS_URL and retry",
+        ) from None
+
+
+def _queue_or_store(items: list[ItemCreate]) -> tuple[list[str], int, bool]:
     unique: dict[str, ItemCreate] = {}
     for item in items:
         unique.setdefault(item.id, item)

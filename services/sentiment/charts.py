@@ -64,7 +64,8 @@ def render_trend_png(
     bottom.set_ylabel("mentions")
     bottom.legend(loc="upper left", fontsize="small")
     bottom.set_xlabel(f"time ({timezone})")
-    top.set_title(title)
+    # A dollar sign would start matplotlib's math text.
+    top.set_title(title.replace("$", r"\$"))
     figure.autofmt_xdate()
     figure.tight_layout()
     buffer = io.BytesIO()

@@ -298,3 +298,16 @@ def test_template_folder_exists() -> None:
         "entity.html",
         "ranking.html",
     ]
+
+
+def test_post_item_without_model_is_503(sentiment_db: str) -> None:
+    """Without a production sentiment model the API says how to train one."""
+    with TestClient(_build_app()) as test_client:
+        response = test_client.post("/api/v1/sentiment/items", json=_item("n1"))
+    assert response.status_code == 503
+    assert "diptych train classifier" in response.json()["detail"]
+
+
+def test_chart_title_with_dollar_sign(client: TestClient) -> None:
+    """An entity written as a cashtag still renders its chart."""
+    assert client.get("/api/v1/sentiment/entities/$AMZN/chart.png").status_code == 200
