@@ -235,6 +235,24 @@ class NotifySettings(BaseModel):
     smtp_timeout_s: float = Field(
         default=30.0, gt=0, description="Seconds to wait for the SMTP server on each step."
     )
+
+    @field_validator("smtp_username", "smtp_password", mode="after")
+    @classmethod
+    def _check_ascii_credentials(cls, value: str | SecretStr | None) -> str | SecretStr | None:
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if text is not None and not text.isascii():
+            # Python's smtplib encodes login credentials as ASCII (3.11, smtplib.SMTP.auth).
+            raise ValueError(
+                "SMTP credentials must be ASCII, because Python's smtplib sends them as "
+                "ASCII; set an ASCII DIPTYCH_NOTIFY__SMTP_USERNAME and __SMTP_PASSWORD"
+            )
+        return value
+
+    smtp_ca_file: Path | None = Field(
+        default=None,
+        description="PEM file of the certificate authorities that `starttls` and `ssl` "
+        "trust; unset uses the system's.",
+    )
     sender: str = Field(
         default="Diptych <diptych@localhost>",
         description="The From address, optionally with a display name: `Name <address>`.",

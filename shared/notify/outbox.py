@@ -175,7 +175,9 @@ def _deliver_one(
     sender = _envelope_sender(data)
     try:
         send(data, sender=sender, recipient=recipient, settings=settings)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
+        # ValueError covers what smtplib raises before talking to the server,
+        # such as an address it cannot encode; the pass goes on with the rest.
         return _record_failure(message_id, attempts=attempts, error=exc, now=now, settings=settings)
     with session_scope() as session:
         session.execute(
@@ -188,7 +190,12 @@ def _deliver_one(
 
 
 def _record_failure(
-    message_id: int, *, attempts: int, error: OSError, now: dt.datetime, settings: NotifySettings
+    message_id: int,
+    *,
+    attempts: int,
+    error: Exception,
+    now: dt.datetime,
+    settings: NotifySettings,
 ) -> str:
     given_up = attempts >= settings.max_attempts
     status = "failed" if given_up else "pending"

@@ -10,6 +10,11 @@ from shared.settings import NotifySettings
 __all__ = ["send_raw_message"]
 
 
+def _tls_context(settings: NotifySettings) -> ssl.SSLContext:
+    cafile = str(settings.smtp_ca_file) if settings.smtp_ca_file else None
+    return ssl.create_default_context(cafile=cafile)
+
+
 def send_raw_message(data: bytes, *, sender: str, recipient: str, settings: NotifySettings) -> None:
     """Send the RFC 5322 message `data` to `recipient` through the configured server.
 
@@ -32,7 +37,7 @@ def send_raw_message(data: bytes, *, sender: str, recipient: str, settings: Noti
             settings.smtp_host,
             settings.smtp_port,
             timeout=settings.smtp_timeout_s,
-            context=ssl.create_default_context(),
+            context=_tls_context(settings),
         )
     else:
         client = smtplib.SMTP(
@@ -40,7 +45,7 @@ def send_raw_message(data: bytes, *, sender: str, recipient: str, settings: Noti
         )
     with client:
         if settings.smtp_security == "starttls":
-            client.starttls(context=ssl.create_default_context())
+            client.starttls(context=_tls_context(settings))
         if settings.smtp_username:
             password = settings.smtp_password.get_secret_value() if settings.smtp_password else ""
             client.login(settings.smtp_username, password)
