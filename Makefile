@@ -43,6 +43,7 @@ bench: install
 	$(BIN)/python tests/benchmarks/bench_classifier_methods.py --dataset banking77
 	$(BIN)/python tests/benchmarks/bench_phrasebank.py
 	$(BIN)/python tests/benchmarks/bench_support.py
+	$(BIN)/python tests/benchmarks/bench_sentiment.py
 
 clean:
 	rm -rf $(VENV) var

@@ -309,10 +309,16 @@ def _stocknet_records(data_dir: Path) -> list[EntityRecord]:
 def _sentfin_records(data_dir: Path) -> list[EntityRecord]:
     from pipelines.datasets import read_sentfin_entities
 
-    return [
-        EntityRecord(symbol, forms[0] if forms else symbol, tuple(forms), priority=3)
-        for symbol, forms in read_sentfin_entities(data_dir)
-    ]
+    records = []
+    for symbol, forms in read_sentfin_entities(data_dir):
+        # SEntFiN also lists sectors and topics by common nouns ("stocks",
+        # "lead", "bank"): 310 of its surface forms have no capital letter.
+        # Linked in running text they would drown the companies, so only
+        # forms with a capital letter (names such as "Prime Focus") are kept.
+        names = tuple(form for form in forms if any(char.isupper() for char in form))
+        if names:
+            records.append(EntityRecord(symbol, names[0], names, priority=3))
+    return records
 
 
 def build_gazetteer(*, data_dir: Path | None, aliases_file: Path | None = None) -> Gazetteer:

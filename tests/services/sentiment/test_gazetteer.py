@@ -116,6 +116,12 @@ def test_data_set_gazetteer_links_stocknet_and_sentfin(data_dir: Path) -> None:
     assert built.name_of("AMZN") == "Amazon"
 
 
+def test_sentfin_common_nouns_are_not_linked(data_dir: Path) -> None:
+    """SEntFiN's lower-case topic forms ("stocks", "lead", "bank") link nothing."""
+    built = build_gazetteer(data_dir=data_dir)
+    assert built.find("stocks rally as lead and zinc rise; bank shares fall") == []
+
+
 def test_empty_text_finds_nothing(gazetteer: Gazetteer) -> None:
     """Empty and whitespace text link nothing."""
     assert gazetteer.find("") == []
