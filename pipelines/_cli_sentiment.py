@@ -257,6 +257,7 @@ def ack_command(
     from services.sentiment.actions import acknowledge_alert
 
     try:
+        ensure_database_ready()
         acknowledge_alert(alert_id, by=by)
     except (DiptychError, LookupError) as exc:
         raise fail(exc) from None
@@ -276,6 +277,7 @@ def silence_command(
     from services.sentiment.actions import create_silence, parse_duration, parse_matcher
 
     try:
+        ensure_database_ready()
         matchers = [parse_matcher(text) for text in matcher]
         silence = create_silence(
             matchers, duration_s=parse_duration(duration), by=by, comment=comment
@@ -291,6 +293,7 @@ def expire_silence_command(silence_id: int = typer.Argument(..., help="Silence i
     from services.sentiment.actions import expire_silence
 
     try:
+        ensure_database_ready()
         expire_silence(silence_id)
     except (DiptychError, LookupError) as exc:
         raise fail(exc) from None

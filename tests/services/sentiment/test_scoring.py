@@ -107,3 +107,16 @@ def test_cli_errors_name_the_fix(sentiment_db: str, arguments: list[str], messag
     result = CliRunner().invoke(app, arguments)
     assert result.exit_code == 2
     assert message in result.output
+
+
+def test_cli_silence_on_fresh_home(tmp_path: Path) -> None:
+    """`diptych sentiment silence` works on a new embedded database and can be expired."""
+    runner = CliRunner()
+    created = runner.invoke(
+        app,
+        ["sentiment", "silence", "--matcher", "entity=AMZN", "--matcher", "rule=~neg.*"],
+    )
+    expired = runner.invoke(app, ["sentiment", "expire-silence", "1"])
+    assert created.exit_code == 0, created.output
+    assert "Silence 1 until" in created.output
+    assert "Silence 1 expired." in expired.output
