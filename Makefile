@@ -45,6 +45,7 @@ bench: install
 	$(BIN)/python tests/benchmarks/bench_support.py
 	$(BIN)/python tests/benchmarks/bench_console.py
 	$(BIN)/python tests/benchmarks/bench_recommender.py
+	$(BIN)/python tests/benchmarks/bench_sentiment.py
 
 clean:
 	rm -rf $(VENV) var

@@ -9,6 +9,8 @@ from pipelines._cli_console import serve_command, users_app
 from pipelines._cli_db import db_app
 from pipelines._cli_models import evaluate_command, models_app, predict_command
 from pipelines._cli_recommender import recommend_app
+from pipelines._cli_notify import notify_app
+from pipelines._cli_sentiment import sentiment_app
 from pipelines._cli_support import support_app
 from pipelines._cli_train import train_app
 from pipelines._cli_worker import beat_command, worker_command
@@ -32,6 +34,8 @@ app.add_typer(support_app, name="support")
 app.add_typer(users_app, name="users")
 app.command("serve")(serve_command)
 app.add_typer(recommend_app, name="recommend")
+app.add_typer(sentiment_app, name="sentiment")
+app.add_typer(notify_app, name="notify")
 app.command("evaluate")(evaluate_command)
 app.command("predict")(predict_command)
 app.command("worker")(worker_command)

@@ -12,13 +12,16 @@ import re
 from pathlib import Path
 from typing import Literal, get_args
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
+    "AlertRecipient",
     "ConsoleSettings",
     "ModelSettings",
+    "NotifySettings",
     "RecommenderSettings",
+    "SentimentSettings",
     "Settings",
     "SupportSettings",
     "WorkerQueue",
@@ -392,6 +395,145 @@ class RecommenderSettings(BaseModel):
                 "DIPTYCH_RECOMMENDER__LIKE_THRESHOLD."
             )
         return self
+class NotifySettings(BaseModel):
+    """Outgoing e-mail: the SMTP server and the outbox's retry schedule."""
+
+    smtp_host: str = Field(default="127.0.0.1", description="SMTP server host name or address.")
+    smtp_port: int = Field(default=25, ge=1, le=65535, description="SMTP server port.")
+    smtp_security: Literal["plain", "starttls", "ssl"] = Field(
+        default="plain",
+        description="`plain` sends unencrypted, `starttls` upgrades the connection with "
+        "STARTTLS (usually port 587), `ssl` connects over TLS from the start (usually 465).",
+    )
+    smtp_username: str | None = Field(
+        default=None, description="Login name; unset means no SMTP authentication."
+    )
+    smtp_password: SecretStr | None = Field(
+        default=None, description="Password for `smtp_username`."
+    )
+    smtp_timeout_s: float = Field(
+        default=30.0, gt=0, description="Seconds to wait for the SMTP server on each step."
+    )
+
+    @field_validator("smtp_username", "smtp_password", mode="after")
+    @classmethod
+    def _check_ascii_credentials(cls, value: str | SecretStr | None) -> str | SecretStr | None:
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if text is not None and not text.isascii():
+            # Python's smtplib encodes login credentials as ASCII (3.11, smtplib.SMTP.auth).
+            raise ValueError(
+                "SMTP credentials must be ASCII, because Python's smtplib sends them as "
+                "ASCII; set an ASCII DIPTYCH_NOTIFY__SMTP_USERNAME and __SMTP_PASSWORD"
+            )
+        return value
+
+    smtp_ca_file: Path | None = Field(
+        default=None,
+        description="PEM file of the certificate authorities that `starttls` and `ssl` "
+        "trust; unset uses the system's.",
+    )
+    sender: str = Field(
+        default="Diptych <diptych@localhost>",
+        description="The From address, optionally with a display name: `Name <address>`.",
+    )
+    max_attempts: int = Field(
+        default=12,
+        ge=1,
+        description="Delivery attempts of one message before it is marked failed.",
+    )
+    backoff_base_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Wait after the first failed attempt; each further failure doubles it.",
+    )
+    backoff_max_s: float = Field(
+        default=3600.0, gt=0, description="Maximum wait between two attempts, in seconds."
+    )
+    sending_lease_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="Seconds after which a message left in `sending` by a process that "
+        "died is tried again.",
+    )
+
+
+class AlertRecipient(BaseModel):
+    """One person who receives alert e-mails, in their language."""
+
+    address: str = Field(description="E-mail address.")
+    name: str = Field(default="", description="Display name, any script.")
+    language: str = Field(default="en", description="`en` or `zh_CN`.")
+    timezone: str = Field(default="UTC", description="IANA time zone for times in e-mails.")
+
+
+class SentimentSettings(BaseModel):
+    """The sentiment service: model, stream consumption, alert rules and recipients."""
+
+    model: str = Field(
+        default="sentiment",
+        description="Registry name (or `name@version`) of the sentiment classifier with "
+        "the labels positive, neutral and negative; its production version serves.",
+    )
+    stream: str = Field(
+        default="diptych:sentiment:items", description="Redis Stream that items arrive on."
+    )
+    group: str = Field(default="scorers", description="Consumer group of the scoring workers.")
+    dead_letter_stream: str = Field(
+        default="diptych:sentiment:dead-letter",
+        description="Stream that receives items which failed `max_deliveries` times.",
+    )
+    batch_size: int = Field(
+        default=64, ge=1, le=4096, description="Most items a worker scores in one micro-batch."
+    )
+    batch_wait_ms: int = Field(
+        default=200,
+        ge=1,
+        description="Milliseconds a worker waits to fill a micro-batch before scoring what it has.",
+    )
+    claim_idle_ms: int = Field(
+        default=60_000,
+        ge=1,
+        description="Milliseconds after which an unacknowledged entry of a dead consumer is "
+        "claimed by another.",
+    )
+    max_deliveries: int = Field(
+        default=3,
+        ge=1,
+        description="Deliveries of one entry before it goes to the dead-letter stream.",
+    )
+    quiet_after_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="Seconds without a new entry after which the watchdog logs that the "
+        "stream is quiet.",
+    )
+    allowed_lateness_s: float = Field(
+        default=0.0,
+        ge=0,
+        description="Seconds of published time that rule evaluation stays behind the "
+        "newest scored item, for producers that send items out of time order.",
+    )
+    rules_file: Path | None = Field(
+        default=None,
+        description="YAML file of alert rules; unset uses the rules shipped in the package.",
+    )
+    aliases_file: Path | None = Field(
+        default=None,
+        description="Extra entity aliases (CSV `symbol,name,aliases` with aliases separated "
+        "by `|`), for example Chinese company names.",
+    )
+    recipients: list[AlertRecipient] = Field(
+        default_factory=list,
+        description="Who receives alert e-mails, as a JSON list of "
+        '`{"address": ..., "name": ..., "language": ...}`.',
+    )
+    console_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="Base URL of the console, for the links in alert e-mails.",
+    )
+    top_items: int = Field(
+        default=5, ge=1, le=50, description="Most negative items quoted in an alert e-mail."
+    )
 
 
 class Settings(BaseSettings):
@@ -437,6 +579,8 @@ class Settings(BaseSettings):
     support: SupportSettings = Field(default_factory=SupportSettings)
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)
     recommender: RecommenderSettings = Field(default_factory=RecommenderSettings)
+    sentiment: SentimentSettings = Field(default_factory=SentimentSettings)
+    notify: NotifySettings = Field(default_factory=NotifySettings)
 
     @field_validator("home", mode="after")
     @classmethod

@@ -107,3 +107,4 @@ from tests._celery import (  # noqa: E402, F401
     celery_redis_url,
     start_worker,
 )
+from tests._smtp import smtp_server  # noqa: E402, F401

@@ -51,7 +51,17 @@ def test_upgrade_database_creates_model_versions(database_url: str) -> None:
         set(c["column_names"]) for c in inspector.get_unique_constraints("model_versions")
     ]
     assert {"name", "version"} in unique_columns
-    assert "0001_model_versions" in _current_revisions(database_url)
+    # The core branch's head is the newest core revision, the outbox.
+    assert "0002_notify_outbox" in _current_revisions(database_url)
+
+
+def test_upgrade_database_creates_outbox(database_url: str) -> None:
+    """The core creates `notify_outbox` with a unique dedup key."""
+    inspector = inspect(get_engine(database_url))
+    unique_columns = [
+        set(c["column_names"]) for c in inspector.get_unique_constraints("notify_outbox")
+    ]
+    assert {"dedup_key"} in unique_columns
 
 
 def test_upgrade_database_twice_is_noop(database_url: str) -> None:

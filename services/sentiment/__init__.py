@@ -1,0 +1,1 @@
+"""Financial sentiment monitor: stream scoring, entity buckets, surge alerts and alert e-mails."""

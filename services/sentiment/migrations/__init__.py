@@ -1,0 +1,1 @@
+"""Alembic scripts of the sentiment tables, on the `sentiment` branch."""
