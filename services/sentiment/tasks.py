@@ -14,8 +14,28 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy.exc import OperationalError
 
 from shared.worker import DiptychTask, get_celery_app
+from shared.worker.schedule import ScheduledTask
 
-__all__ = ["deliver_outbox", "monitor_alerts"]
+__all__ = ["SCHEDULES", "deliver_outbox", "monitor_alerts"]
+
+# One monitor pass at a time: a pass that finds the lock taken skips its turn.
+MONITOR_LOCK_KEY = "diptych:lock:sentiment.monitor"
+MONITOR_LOCK_TIMEOUT_S = 600
+
+SCHEDULES = [
+    ScheduledTask(
+        name="sentiment-monitor",
+        task="sentiment.monitor",
+        cron="* * * * *",
+        description="Evaluate the alert rules, plan notifications and send due alert e-mails.",
+    ),
+    ScheduledTask(
+        name="notify-outbox",
+        task="sentiment.deliver_outbox",
+        cron="*/5 * * * *",
+        description="Retry outbox e-mails whose next attempt is due.",
+    ),
+]
 
 logger = get_task_logger(__name__)
 app = get_celery_app()
@@ -33,7 +53,15 @@ def monitor_alerts() -> dict[str, int]:
     from services.sentiment.monitor import run_monitor_pass
     from services.sentiment.stream import connect_redis
 
-    report = run_monitor_pass(client=connect_redis())
+    client = connect_redis()
+    lock = client.lock(MONITOR_LOCK_KEY, timeout=MONITOR_LOCK_TIMEOUT_S, blocking=False)
+    if not lock.acquire():
+        logger.info("sentiment.monitor skipped: another pass holds %s", MONITOR_LOCK_KEY)
+        return {"fired": 0, "sent": 0}
+    try:
+        report = run_monitor_pass(client=client)
+    finally:
+        lock.release()
     logger.info(
         "sentiment.monitor created=%d fired=%d resolved=%d notifications=%d sent=%d",
         report.evaluation.created,

@@ -65,6 +65,7 @@ def test_one_worker_deployment_and_autoscaler_per_queue() -> None:
     }
 
     assert workers == {f"worker-{queue}" for queue in WORKER_QUEUES}
+    assert "sentiment-consumer" in {d["metadata"]["name"] for d in documents}
     assert scaled == workers
 
 
@@ -121,4 +122,4 @@ def test_systemd_units_run_real_commands() -> None:
         [start] = [line for line in lines if line.startswith("ExecStart=")]
         args = start.removeprefix("ExecStart=").split()
         assert args[0].endswith("/diptych")
-        _command_runs([arg.replace("%i", "support") for arg in args[1:]])
+        _command_runs([arg.replace("%i", "support").replace("%H-", "") for arg in args[1:]])
