@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from services.sentiment.detector import Episode, MentionRecord, fingerprint, run_rule
-from services.sentiment.models import Item, Mention, RuleState, SentimentAlert
+from services.sentiment.models import Mention, RuleState, SentimentAlert, SentimentItem
 from services.sentiment.rules import Rule, RuleSet
 from services.sentiment.store import load_bucket_window
 from services.sentiment.timeutil import as_utc, parse_granularity, utcnow
@@ -56,7 +56,7 @@ def compute_watermark(
         lateness_s: Seconds subtracted for out-of-order producers.
     """
     if stream_time is None:
-        newest = session.scalar(select(func.max(Item.published_at)))
+        newest = session.scalar(select(func.max(SentimentItem.published_at)))
         if newest is None:
             return None
         stream_time = as_utc(newest)
@@ -184,8 +184,14 @@ def load_mention_records(session: Session) -> list[MentionRecord]:
     the stored items for the offline recomputation.
     """
     query = (
-        select(Mention.item_id, Item.published_at, Mention.entity, Mention.label, Mention.score)
-        .join(Item, Mention.item_id == Item.id)
+        select(
+            Mention.item_id,
+            SentimentItem.published_at,
+            Mention.entity,
+            Mention.label,
+            Mention.score,
+        )
+        .join(SentimentItem, Mention.item_id == SentimentItem.id)
         .order_by(Mention.item_id, Mention.entity, Mention.start)
     )
     records = []

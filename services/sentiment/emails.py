@@ -16,7 +16,7 @@ from email.utils import format_datetime, make_msgid, parseaddr
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-from services.sentiment.models import Item, SentimentAlert
+from services.sentiment.models import SentimentAlert, SentimentItem
 from shared.i18n import translate
 from shared.settings import AlertRecipient
 
@@ -39,7 +39,7 @@ class AlertEmailContent:
         entity_name: str,
         firing: Sequence[SentimentAlert],
         resolved: Sequence[SentimentAlert],
-        items: Sequence[Item],
+        items: Sequence[SentimentItem],
         chart_png: bytes,
         rule_kinds: Mapping[str, str],
         console_url: str,

@@ -34,11 +34,11 @@ __all__ = [
     "ALERT_STATES",
     "AlertState",
     "Bucket",
-    "Item",
     "Mention",
     "NotificationLogEntry",
     "RuleState",
     "SentimentAlert",
+    "SentimentItem",
     "Silence",
 ]
 
@@ -50,7 +50,7 @@ def _now_column() -> Mapped[dt.datetime]:
     return mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
-class Item(Base):
+class SentimentItem(Base):
     """A scored news item or post."""
 
     __tablename__ = "sentiment_items"
@@ -98,7 +98,7 @@ class Mention(Base):
     label: Mapped[str] = mapped_column(String(16))
     score: Mapped[float] = mapped_column(Float)
 
-    item: Mapped[Item] = relationship(back_populates="mentions")
+    item: Mapped[SentimentItem] = relationship(back_populates="mentions")
 
 
 class Bucket(Base):

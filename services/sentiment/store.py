@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload
 
 from services.sentiment.gazetteer import EntityMatch
-from services.sentiment.models import Bucket, Item, Mention, SentimentAlert, Silence
+from services.sentiment.models import Bucket, Mention, SentimentAlert, SentimentItem, Silence
 from services.sentiment.schemas import ItemCreate
 from services.sentiment.scoring import EntityScore, ScoredItem
 from services.sentiment.timeutil import GRANULARITIES, as_utc, bucket_start
@@ -101,9 +101,11 @@ def store_scored_items(session: Session, records: Sequence[ScoredRecord]) -> lis
     if not unique:
         return []
     ordered = [unique[key] for key in sorted(unique)]
-    statement: Insert = _insert(session, Item).values([_item_values(r) for r in ordered])
+    statement: Insert = _insert(session, SentimentItem).values([_item_values(r) for r in ordered])
     statement = statement.on_conflict_do_nothing(index_elements=["external_id"])  # type: ignore[attr-defined]
-    returned = session.execute(statement.returning(Item.external_id, Item.id)).all()
+    returned = session.execute(
+        statement.returning(SentimentItem.external_id, SentimentItem.id)
+    ).all()
     inserted = {str(external_id): int(item_id) for external_id, item_id in returned}
     if not inserted:
         return []
@@ -223,7 +225,7 @@ def list_bucket_series(
 def count_items(session: Session, *, entity: str | None = None) -> int:
     """Return the number of stored items, or of those that mention `entity`."""
     if entity is None:
-        return int(session.scalar(select(func.count()).select_from(Item)) or 0)
+        return int(session.scalar(select(func.count()).select_from(SentimentItem)) or 0)
     query = select(func.count(func.distinct(Mention.item_id))).where(Mention.entity == entity)
     return int(session.scalar(query) or 0)
 
@@ -238,21 +240,23 @@ def list_items(
     offset: int = 0,
     published_after: dt.datetime | None = None,
     published_before: dt.datetime | None = None,
-) -> list[Item]:
+) -> list[SentimentItem]:
     """Return items, newest first or most negative first (`order="negative"`)."""
-    query = select(Item).options(selectinload(Item.mentions))
+    query = select(SentimentItem).options(selectinload(SentimentItem.mentions))
     if entity is not None:
-        query = query.where(Item.id.in_(select(Mention.item_id).where(Mention.entity == entity)))
+        query = query.where(
+            SentimentItem.id.in_(select(Mention.item_id).where(Mention.entity == entity))
+        )
     if label is not None:
-        query = query.where(Item.label == label)
+        query = query.where(SentimentItem.label == label)
     if published_after is not None:
-        query = query.where(Item.published_at >= published_after)
+        query = query.where(SentimentItem.published_at >= published_after)
     if published_before is not None:
-        query = query.where(Item.published_at < published_before)
+        query = query.where(SentimentItem.published_at < published_before)
     if order == "negative":
-        query = query.order_by(Item.score, Item.id)
+        query = query.order_by(SentimentItem.score, SentimentItem.id)
     else:
-        query = query.order_by(Item.published_at.desc(), Item.id.desc())
+        query = query.order_by(SentimentItem.published_at.desc(), SentimentItem.id.desc())
     return list(session.scalars(query.offset(offset).limit(limit)))
 
 

@@ -235,7 +235,7 @@ def run_replay(*, database_url: str, redis_url: str, limit: int | None) -> list[
     from sqlalchemy import func, select
 
     from services.sentiment.actions import compare_with_offline
-    from services.sentiment.models import Item, SentimentAlert
+    from services.sentiment.models import SentimentAlert, SentimentItem
     from services.sentiment.monitor import run_monitor_pass
     from services.sentiment.rules import load_rules
     from services.sentiment.stream import ensure_group, publish_items
@@ -281,7 +281,7 @@ def run_replay(*, database_url: str, redis_url: str, limit: int | None) -> list[
         run_monitor_pass(rules=rules, client=client, deliver=False)
         passes += 1
         with session_scope() as session:
-            stored = int(session.scalar(select(func.count()).select_from(Item)) or 0)
+            stored = int(session.scalar(select(func.count()).select_from(SentimentItem)) or 0)
         if stored != previous:
             stored_at, previous = time.perf_counter(), stored
             print(f"stored {stored}/{len(items)} after {stored_at - started:.0f} s", flush=True)
@@ -292,8 +292,10 @@ def run_replay(*, database_url: str, redis_url: str, limit: int | None) -> list[
     final = run_monitor_pass(rules=rules, client=client, deliver=False)
     seconds = stored_at - started
     with session_scope() as session:
-        stored = int(session.scalar(select(func.count()).select_from(Item)) or 0)
-        distinct = int(session.scalar(select(func.count(func.distinct(Item.external_id)))) or 0)
+        stored = int(session.scalar(select(func.count()).select_from(SentimentItem)) or 0)
+        distinct = int(
+            session.scalar(select(func.count(func.distinct(SentimentItem.external_id)))) or 0
+        )
         fired = int(
             session.scalar(select(func.count()).where(SentimentAlert.fired_at.is_not(None))) or 0
         )

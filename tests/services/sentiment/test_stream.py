@@ -20,7 +20,7 @@ import redis
 from sqlalchemy import func, select
 
 from services.sentiment.actions import compare_with_offline
-from services.sentiment.models import Bucket, Item, Mention, RuleState
+from services.sentiment.models import Bucket, Mention, RuleState, SentimentItem
 from services.sentiment.monitor import run_monitor_pass
 from services.sentiment.pipeline import process_entries
 from services.sentiment.replay import iter_stocknet_items
@@ -85,7 +85,7 @@ def stream_env(
 
 def _count_items() -> int:
     with session_scope() as session:
-        return int(session.scalar(select(func.count()).select_from(Item)) or 0)
+        return int(session.scalar(select(func.count()).select_from(SentimentItem)) or 0)
 
 
 class PoisonScorer(SentimentScorer):
@@ -246,7 +246,7 @@ def test_killed_worker_loses_nothing(
     assert stored_at_kill < 400
     assert _count_items() == 400
     with session_scope() as session:
-        distinct = session.scalar(select(func.count(func.distinct(Item.external_id))))
+        distinct = session.scalar(select(func.count(func.distinct(SentimentItem.external_id))))
         pairs = session.scalar(
             select(func.count()).select_from(
                 select(Mention.item_id, Mention.entity).distinct().subquery()
