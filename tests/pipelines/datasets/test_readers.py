@@ -61,6 +61,7 @@ def test_public_names_of_pipelines_datasets() -> None:
     assert sorted(pipelines.datasets.__all__) == [
         "DATASETS",
         "DatasetSpec",
+        "MOVIELENS_FOLDER",
         "PHRASEBANK_AGREEMENTS",
         "TABLE_SUFFIXES",
         "UNLABELLED_SOURCES",
@@ -73,6 +74,7 @@ def test_public_names_of_pipelines_datasets() -> None:
         "read_banking77_categories",
         "read_bitext",
         "read_fiqa",
+        "read_movielens",
         "read_phrasebank",
         "read_sentfin",
         "read_sentfin_entities",
