@@ -33,7 +33,7 @@ def read_queue_stats(settings: Settings | None = None) -> list[QueueStats]:
 
     Returns:
         One row per queue (the service queues, then ``default``); an empty list
-        in the embedded layout, where no broker holds messages.
+        in the embedded layout, where there is no broker.
 
     Raises:
         redis.RedisError: If Redis cannot be reached.
