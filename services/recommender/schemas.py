@@ -39,7 +39,11 @@ class ItemCreate(ItemBase):
 
     id: int = Field(ge=0, le=2**31 - 1, description="The item's id in the caller's catalogue.")
     created_at: float | None = Field(
-        default=None, description="When the item appeared, Unix seconds; default now."
+        default=None,
+        ge=0,
+        le=253_402_300_799,
+        allow_inf_nan=False,
+        description="When the item appeared, Unix seconds (up to year 9999); default now.",
     )
 
     @field_validator("title")

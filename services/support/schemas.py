@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
     "MAX_ROW_ID",
@@ -172,6 +172,13 @@ class ArticleBase(BaseModel):
 
 class ArticleCreate(ArticleBase):
     """An article added through the API."""
+
+    @field_validator("body")
+    @classmethod
+    def _check_body(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("`body` must contain text, got only whitespace")
+        return value
 
 
 class ArticlePublic(ArticleBase):

@@ -148,6 +148,8 @@ def test_new_item_reaches_user_with_history(client: TestClient) -> None:
         '{"id": 1, "title": "\\ud800 bad"}',
         '{"id": 1, "title": "ok", "tags": ["\\udfff"]}',
         '{"id": 1, "title": "ok", "fields": {"genres": "\\ud800"}}',
+        '{"id": 1, "title": "ok", "created_at": 1e20}',
+        '{"id": 1, "title": "ok", "created_at": -1e20}',
     ],
 )
 def test_create_item_rejects_bad_input(client: TestClient, payload: str) -> None:

@@ -120,6 +120,13 @@ def test_queue_filters(client: TestClient) -> None:
     assert client.get("/api/v1/support/tickets/424242").status_code == 404
 
 
+@pytest.mark.parametrize("body", ["", "   ", "\n\t "])
+def test_knowledge_base_rejects_blank_article(client: TestClient, body: str) -> None:
+    response = client.post("/api/v1/support/kb/articles", json={"body": body, "title": "x"})
+
+    assert response.status_code == 422
+
+
 def test_knowledge_base_add_search_and_retire(client: TestClient) -> None:
     """A new article is searchable at once; a retired one disappears from results."""
     body = "Gift cards never expire and can be used on {{Website URL}}."
