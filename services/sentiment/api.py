@@ -7,7 +7,7 @@ import math
 from typing import Annotated, Any
 
 import redis
-from fastapi import APIRouter, Body, Depends, HTTPException, Query, status
+from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, status
 from fastapi.responses import Response
 from pydantic import ValidationError
 
@@ -42,6 +42,8 @@ router = APIRouter(
     dependencies=[Depends(require_role("analyst"))],
 )
 Analyst = Annotated[ConsoleUser, Depends(require_role("analyst"))]
+# Ids are 32-bit in both databases, so a larger one is a client error, not a lookup.
+RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 Granularity = Annotated[str, Query(pattern="^(5m|1h|1d)$", description="Bucket: 5m, 1h or 1d.")]
 
 
@@ -49,13 +51,13 @@ def _take_in(items: list[ItemCreate]) -> tuple[list[str], int, bool]:
     """Queue `items` on the stream when Redis is configured, else score and store them now.
 
     Raises:
-        HTTPException: 503 when no sentiment model is in production or Redis is down.
+        HTTPException: 409 when no sentiment model is in production, 503 when Redis is down.
     """
     try:
         return _queue_or_store(items)
     except RegistryError as exc:
         raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE,
+            status.HTTP_409_CONFLICT,
             f"no sentiment model to score with ({exc}); train and promote one with "
             "`diptych train classifier --dataset phrasebank --name sentiment --promote`",
         ) from None
@@ -267,7 +269,7 @@ def list_alerts(
 
 
 @router.post("/alerts/{alert_id}/ack", response_model=AlertPublic)
-def acknowledge(alert_id: int, user: Analyst) -> AlertPublic:
+def acknowledge(alert_id: RowId, user: Analyst) -> AlertPublic:
     """Acknowledge an alert; it is no longer repeated while it fires."""
     try:
         alert = actions.acknowledge_alert(alert_id, by=user.username)
@@ -300,7 +302,7 @@ def create_silence(request: SilenceCreate, user: Analyst) -> SilencePublic:
 
 
 @router.delete("/silences/{silence_id}", response_model=SilencePublic)
-def expire_silence(silence_id: int) -> SilencePublic:
+def expire_silence(silence_id: RowId) -> SilencePublic:
     """End a silence now."""
     try:
         silence = actions.expire_silence(silence_id)

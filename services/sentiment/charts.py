@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import itertools
+import warnings
 from collections.abc import Sequence
 from zoneinfo import ZoneInfo
 
@@ -12,6 +13,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+from matplotlib import font_manager
 from matplotlib.figure import Figure
 
 from services.sentiment.store import BucketCounts
@@ -19,6 +21,14 @@ from services.sentiment.store import BucketCounts
 __all__ = ["render_trend_png"]
 
 _COLORS = {"positive": "#2e7d32", "neutral": "#9e9e9e", "negative": "#c62828"}
+# Fonts with Chinese glyphs that Debian and other systems commonly install; the
+# first one found is used after DejaVu Sans for the characters DejaVu lacks.
+_CJK_FONTS = ("WenQuanYi Micro Hei", "Noto Sans CJK SC", "Source Han Sans SC", "SimHei")
+
+
+def _font_families() -> list[str]:
+    installed = {font.name for font in font_manager.fontManager.ttflist}
+    return ["DejaVu Sans", *[name for name in _CJK_FONTS if name in installed]]
 
 
 def render_trend_png(
@@ -33,8 +43,9 @@ def render_trend_png(
 
     Args:
         series: (bucket start in UTC, counts) pairs, oldest first.
-        title: The chart title. Pass Latin text such as the entity symbol:
-            matplotlib's bundled fonts have no Chinese glyphs.
+        title: The chart title. Chinese text needs a CJK font on the machine
+            (for example Debian's fonts-wqy-microhei); without one, characters
+            the fonts lack are drawn as empty boxes.
         timezone: IANA name of the zone the time axis is shown in.
         width_px: Image width in pixels (at 100 dpi).
         height_px: Image height in pixels.
@@ -43,6 +54,25 @@ def render_trend_png(
         The PNG bytes.
     """
     zone = ZoneInfo(timezone)
+    with warnings.catch_warnings(), matplotlib.rc_context({"font.family": _font_families()}):
+        # A missing glyph is drawn as a box; it must not fail the chart.
+        warnings.filterwarnings(
+            "ignore", message="Glyph .* missing from font", category=UserWarning
+        )
+        return _render(
+            series, title=title, zone=zone, timezone=timezone, size=(width_px, height_px)
+        )
+
+
+def _render(
+    series: Sequence[tuple[dt.datetime, BucketCounts]],
+    *,
+    title: str,
+    zone: ZoneInfo,
+    timezone: str,
+    size: tuple[int, int],
+) -> bytes:
+    width_px, height_px = size
     figure = Figure(figsize=(width_px / 100, height_px / 100), dpi=100)
     top, bottom = figure.subplots(2, 1, sharex=True, height_ratios=(3, 2))
     times = [start.astimezone(zone) for start, _counts in series]

@@ -300,12 +300,36 @@ def test_template_folder_exists() -> None:
     ]
 
 
-def test_post_item_without_model_is_503(sentiment_db: str) -> None:
+def test_post_item_without_model_is_409(sentiment_db: str) -> None:
     """Without a production sentiment model the API says how to train one."""
     with TestClient(_build_app()) as test_client:
         response = test_client.post("/api/v1/sentiment/items", json=_item("n1"))
-    assert response.status_code == 503
+    assert response.status_code == 409
     assert "diptych train classifier" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "request_line",
+    [
+        ("post", "/api/v1/sentiment/alerts/18446744073709551615/ack"),
+        ("delete", "/api/v1/sentiment/silences/18446744073709551615"),
+        ("delete", "/api/v1/sentiment/silences/0"),
+    ],
+)
+def test_out_of_range_ids_are_422(client: TestClient, request_line: tuple[str, str]) -> None:
+    method, path = request_line
+    headers = {"X-CSRF-Token": "unused-outside-the-console"}
+
+    assert client.request(method, path, headers=headers).status_code == 422
+
+
+@pytest.mark.parametrize("entity", ["龘8", "\U000ba9e2", "O5\x99 ", "TSLA%0A"])
+def test_chart_of_any_entity_name_renders(client: TestClient, entity: str) -> None:
+    """Names with glyphs no font has, or control characters, still give a PNG."""
+    response = client.get(f"/api/v1/sentiment/entities/{entity}/chart.png")
+
+    assert response.status_code == 200
+    assert response.content.startswith(b"\x89PNG")
 
 
 def test_chart_title_with_dollar_sign(client: TestClient) -> None:
