@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 from celery.utils.log import get_task_logger
-from redis.exceptions import ConnectionError as RedisConnectionError
-from sqlalchemy.exc import OperationalError
 
 from services.recommender.batch import compute_chunk, fan_out_batch, finish_if_complete
 from shared.settings import get_settings
-from shared.worker import DiptychTask, get_celery_app
+from shared.worker import RETRY_ON_CONNECTION_LOSS, DiptychTask, get_celery_app
 from shared.worker.schedule import ScheduledTask
 
 __all__ = ["SCHEDULES", "recommend_chunk", "start_nightly_batch"]
@@ -28,16 +25,8 @@ SCHEDULES = [
 logger = get_task_logger(__name__)
 app = get_celery_app()
 
-# A dropped database or broker connection is retried with backoff; any other
-# error is a bug or bad data, which a retry would only repeat.
-_RETRY: dict[str, Any] = {
-    "autoretry_for": (OperationalError, RedisConnectionError),
-    "retry_backoff": True,
-    "max_retries": 5,
-}
 
-
-@app.task(name="recommender.recommend_chunk", base=DiptychTask, **_RETRY)
+@app.task(name="recommender.recommend_chunk", base=DiptychTask, **RETRY_ON_CONNECTION_LOSS)
 def recommend_chunk(run_id: str, user_ids: list[int], top_n: int) -> int:
     """Write the lists of one chunk of users in a batch run."""
     written = compute_chunk(run_id, user_ids, top_n)
@@ -52,7 +41,7 @@ def recommend_chunk(run_id: str, user_ids: list[int], top_n: int) -> int:
     return written
 
 
-@app.task(name="recommender.start_nightly_batch", base=DiptychTask, **_RETRY)
+@app.task(name="recommender.start_nightly_batch", base=DiptychTask, **RETRY_ON_CONNECTION_LOSS)
 def start_nightly_batch(top_n: int | None = None) -> str:
     """Queue the day's batch run; a second delivery the same day resumes the same run."""
     settings = get_settings().recommender

@@ -7,13 +7,9 @@ worker, acknowledges after the commit and hands a dead worker's entries on.
 
 from __future__ import annotations
 
-from typing import Any
-
 from celery.utils.log import get_task_logger
-from redis.exceptions import ConnectionError as RedisConnectionError
-from sqlalchemy.exc import OperationalError
 
-from shared.worker import DiptychTask, get_celery_app
+from shared.worker import RETRY_ON_CONNECTION_LOSS, DiptychTask, get_celery_app
 from shared.worker.schedule import ScheduledTask
 
 __all__ = ["SCHEDULES", "deliver_outbox", "monitor_alerts"]
@@ -40,14 +36,8 @@ SCHEDULES = [
 logger = get_task_logger(__name__)
 app = get_celery_app()
 
-_RETRY: dict[str, Any] = {
-    "autoretry_for": (OperationalError, RedisConnectionError),
-    "retry_backoff": True,
-    "max_retries": 5,
-}
 
-
-@app.task(name="sentiment.monitor", base=DiptychTask, **_RETRY)
+@app.task(name="sentiment.monitor", base=DiptychTask, **RETRY_ON_CONNECTION_LOSS)
 def monitor_alerts() -> dict[str, int]:
     """Evaluate alert rules, queue due notifications and send due e-mails."""
     from services.sentiment.monitor import run_monitor_pass
@@ -56,7 +46,7 @@ def monitor_alerts() -> dict[str, int]:
     client = connect_redis()
     lock = client.lock(MONITOR_LOCK_KEY, timeout=MONITOR_LOCK_TIMEOUT_S, blocking=False)
     if not lock.acquire():
-        logger.info("sentiment.monitor skipped: another pass holds %s", MONITOR_LOCK_KEY)
+        logger.info("sentiment.monitor skipped: lock %s is taken by another pass", MONITOR_LOCK_KEY)
         return {"fired": 0, "sent": 0}
     try:
         report = run_monitor_pass(client=client)
@@ -73,7 +63,7 @@ def monitor_alerts() -> dict[str, int]:
     return {"fired": report.evaluation.fired, "sent": report.delivery.sent}
 
 
-@app.task(name="sentiment.deliver_outbox", base=DiptychTask, **_RETRY)
+@app.task(name="sentiment.deliver_outbox", base=DiptychTask, **RETRY_ON_CONNECTION_LOSS)
 def deliver_outbox() -> int:
     """Send the outbox messages that are due; return how many were sent."""
     from shared.notify import deliver_due_messages

@@ -37,7 +37,7 @@ KEEPALIVE_S = 15.0
 
 @dataclass(frozen=True)
 class DraftRequest:
-    """What the drafter needs for one ticket."""
+    """The masked text, intent and passages the drafter reads for one ticket."""
 
     ticket_id: int
     text: str

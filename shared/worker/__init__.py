@@ -16,10 +16,16 @@ prefix when a broker is configured and runs it in-process otherwise.
 from shared.worker._config import DEFAULT_QUEUE, TASK_QUEUES
 from shared.worker.app import create_celery_app, get_celery_app, reset_celery_app
 from shared.worker.dispatch import is_distributed, submit
-from shared.worker.redelivery import DeadLetter, DiptychTask, list_dead_letters
+from shared.worker.redelivery import (
+    RETRY_ON_CONNECTION_LOSS,
+    DeadLetter,
+    DiptychTask,
+    list_dead_letters,
+)
 
 __all__ = [
     "DEFAULT_QUEUE",
+    "RETRY_ON_CONNECTION_LOSS",
     "TASK_QUEUES",
     "DeadLetter",
     "DiptychTask",

@@ -18,6 +18,7 @@ import redis
 from celery import Task
 from celery.exceptions import Reject
 from kombu.utils.json import dumps, loads
+from sqlalchemy.exc import OperationalError
 
 from shared.settings import Settings, get_settings
 from shared.worker._config import DEFAULT_QUEUE, TASK_QUEUES, resolve_redis_url
@@ -25,10 +26,20 @@ from shared.worker._config import DEFAULT_QUEUE, TASK_QUEUES, resolve_redis_url
 __all__ = [
     "DEAD_LETTER_KEY_PREFIX",
     "DELIVERY_KEY_PREFIX",
+    "RETRY_ON_CONNECTION_LOSS",
     "DeadLetter",
     "DiptychTask",
     "list_dead_letters",
 ]
+
+# Task options for `app.task(**RETRY_ON_CONNECTION_LOSS)`: a dropped database or
+# broker connection is retried with backoff. Any other error is a bug or bad data,
+# so a retry would only repeat it.
+RETRY_ON_CONNECTION_LOSS: dict[str, Any] = {
+    "autoretry_for": (OperationalError, redis.ConnectionError),
+    "retry_backoff": True,
+    "max_retries": 5,
+}
 
 logger = logging.getLogger(__name__)
 

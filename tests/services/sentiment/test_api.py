@@ -301,7 +301,7 @@ def test_template_folder_exists() -> None:
 
 
 def test_post_item_without_model_is_409(sentiment_db: str) -> None:
-    """Without a production sentiment model the API says how to train one."""
+    """Without a production sentiment model the error names the command that trains one."""
     with TestClient(_build_app()) as test_client:
         response = test_client.post("/api/v1/sentiment/items", json=_item("n1"))
     assert response.status_code == 409

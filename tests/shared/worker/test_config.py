@@ -260,6 +260,7 @@ def test_pin_worker_public_names() -> None:
         "DEFAULT_QUEUE",
         "DeadLetter",
         "DiptychTask",
+        "RETRY_ON_CONNECTION_LOSS",
         "TASK_QUEUES",
         "create_celery_app",
         "get_celery_app",
