@@ -6,7 +6,14 @@ import json
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from pipelines._console import fail, make_console
@@ -34,10 +41,18 @@ def _progress() -> Progress:
 @recommend_app.command("import")
 def import_command(
     dataset: str = typer.Option(None, help="A named data set: `movielens` (ml-latest-small)."),
-    items: Path = typer.Option(None, help="A CSV or JSONL file of items."),
-    interactions: Path = typer.Option(None, help="A CSV or JSONL file of interactions."),
+    items: Path = typer.Option(
+        None,
+        help="A CSV or JSONL file of items (item_id, title, optional tags, created_at and "
+        "text fields). Ids are integers from 1 or strings such as sku-00123.",
+    ),
+    interactions: Path = typer.Option(
+        None,
+        help="A CSV or JSONL file of interactions (user_id, item_id, time, optional kind "
+        "and value).",
+    ),
 ) -> None:
-    """Import items and interactions into the database."""
+    """Import items and interactions; a repeated item id updates the stored item."""
     from services.recommender import store
     from services.recommender.catalogue import (
         InteractionRecord,
@@ -67,12 +82,25 @@ def import_command(
     except DiptychError as exc:
         raise fail(exc) from None
     console.print(
-        f"Items added: {item_counts.added}, merged: {item_counts.merged}. "
-        f"Interactions added: {interaction_counts.added}, skipped: {interaction_counts.skipped}.",
+        f"Items added: {item_counts.added}, updated: {item_counts.updated}, unchanged: "
+        f"{item_counts.unchanged}. Interactions added: {interaction_counts.added}, "
+        f"skipped: {interaction_counts.skipped}.",
         markup=False,
     )
     for problem in interaction_counts.problems:
         console.print(f"  skipped {problem}", markup=False)
+    if _has_fitted_model() and (item_counts.added or item_counts.updated):
+        console.print(
+            "The fitted recommender does not contain these item changes yet; run "
+            "`diptych recommend fit` to embed new and changed items.",
+            markup=False,
+        )
+
+
+def _has_fitted_model() -> bool:
+    from services.recommender.serving import model_folder
+
+    return (model_folder() / "model.json").is_file()
 
 
 @recommend_app.command("train-ranker")
@@ -121,11 +149,19 @@ def train_ranker_command(
 @recommend_app.command("fit")
 def fit_command() -> None:
     """Embed the catalogue, build the item index and learn the final ordering's weights."""
-    from services.recommender.serving import fit_from_database
+    from services.recommender.serving import FIT_STAGES, fit_from_database
 
     try:
         ensure_database_ready()
-        summary = fit_from_database(show_progress=True)
+        with _progress() as progress:
+            tasks: dict[str, TaskID] = {}
+
+            def report(stage: str, done: int, total: int) -> None:
+                if stage not in tasks:
+                    tasks[stage] = progress.add_task(FIT_STAGES[stage], total=total)
+                progress.update(tasks[stage], completed=done, total=total)
+
+            summary = fit_from_database(progress=report)
     except (DiptychError, ValueError) as exc:
         raise fail(exc) from None
     console.print(

@@ -14,6 +14,8 @@ import logging
 import os
 import re
 import tempfile
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -21,11 +23,20 @@ import numpy as np
 from shared.retrieval import TextEmbedder, VectorIndex, build_vector_index
 from shared.settings import RecommenderSettings
 
-__all__ = ["REBUILD_COMMAND", "build_item_index", "embed_texts", "load_item_index"]
+__all__ = [
+    "ENCODE_CHUNK",
+    "REBUILD_COMMAND",
+    "build_item_index",
+    "embed_texts",
+    "load_item_index",
+]
 
 logger = logging.getLogger(__name__)
 
 REBUILD_COMMAND = "diptych recommend fit"
+# Texts per `TextEmbedder.encode` call in `embed_texts`, which reports progress
+# after each call. The encoder still batches inside a call.
+ENCODE_CHUNK = 256
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.@-]+")
 
 
@@ -34,24 +45,39 @@ def embed_texts(
     texts: list[str],
     *,
     cache_dir: Path | None = None,
-    show_progress: bool = False,
+    progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
     """Embed `texts` with `embedder`, reusing vectors cached for the same model and text.
+
+    Args:
+        embedder: The encoder.
+        texts: The texts, duplicates allowed.
+        cache_dir: Folder of the per-model cache; None encodes every text.
+        progress: Called with (texts embedded, len(texts)) once at the start, with
+            cached texts counted as embedded, and after each chunk of
+            `ENCODE_CHUNK` texts.
 
     Returns:
         Unit-length float32 vectors, shape (len(texts), embedder.dimension).
     """
-    if cache_dir is None:
-        return embedder.encode(texts, show_progress=show_progress)
     keys = [hashlib.sha1(text.encode("utf-8")).hexdigest() for text in texts]
-    path = cache_dir / f"{_UNSAFE.sub('_', embedder.name)}.npz"
-    cached = _read_cache(path)
+    path = None if cache_dir is None else cache_dir / f"{_UNSAFE.sub('_', embedder.name)}.npz"
+    cached = {} if path is None else _read_cache(path)
     missing = sorted(
         {key: text for key, text in zip(keys, texts, strict=True) if key not in cached}.items()
     )
-    if missing:
-        vectors = embedder.encode([text for _, text in missing], show_progress=show_progress)
-        cached.update({key: vector for (key, _), vector in zip(missing, vectors, strict=True)})
+    repeats = Counter(keys)
+    done = len(texts) - sum(repeats[key] for key, _ in missing)
+    if progress is not None:
+        progress(done, len(texts))
+    for start in range(0, len(missing), ENCODE_CHUNK):
+        chunk = missing[start : start + ENCODE_CHUNK]
+        vectors = embedder.encode([text for _, text in chunk])
+        cached.update({key: vector for (key, _), vector in zip(chunk, vectors, strict=True)})
+        done += sum(repeats[key] for key, _ in chunk)
+        if progress is not None:
+            progress(done, len(texts))
+    if missing and path is not None:
         _write_cache(path, cached)
     logger.info(
         "item texts embedded model=%s count=%d encoded=%d", embedder.name, len(texts), len(missing)

@@ -34,7 +34,8 @@ def build_model(
     settings: RecommenderSettings,
     ranker: TextEmbedder | None = None,
     combination: Combination | None = None,
-    show_progress: bool = False,
+    vectors: np.ndarray | None = None,
+    ranker_vectors: np.ndarray | None = None,
 ) -> RecommenderModel:
     """Embed the catalogue, index it and count behaviour features from `log` before `cut`.
 
@@ -46,17 +47,13 @@ def build_model(
         settings: Recommender settings.
         ranker: The fine-tuned ranker encoder; ``None`` uses `embedder`'s vectors.
         combination: Final-ordering weights; ``None`` uses `Combination.prior`.
-        show_progress: Whether to show encoding progress bars.
+        vectors: `embedder`'s vectors of `catalogue.texts`, when already computed.
+        ranker_vectors: `ranker`'s vectors of `catalogue.texts`, when already computed.
     """
-    cache_dir = resolve_cache_dir(settings)
-    vectors = embed_texts(
-        embedder, catalogue.texts, cache_dir=cache_dir, show_progress=show_progress
-    )
-    ranker_vectors = (
-        vectors
-        if ranker is None
-        else embed_texts(ranker, catalogue.texts, show_progress=show_progress)
-    )
+    if vectors is None:
+        vectors = embed_texts(embedder, catalogue.texts, cache_dir=resolve_cache_dir(settings))
+    if ranker_vectors is None:
+        ranker_vectors = vectors if ranker is None else embed_texts(ranker, catalogue.texts)
     index = build_item_index(
         catalogue.item_ids, vectors, embedding_model=embedder.name, settings=settings
     )

@@ -30,11 +30,12 @@ __all__ = ["Interaction", "Item", "RecUser", "RecommendationRow", "Recommendatio
 
 
 class Item(Base):
-    """A catalogue item; `id` is the caller's item id."""
+    """A catalogue item: `id` is the caller's integer id, or a key assigned to `external_id`."""
 
     __tablename__ = "reco_items"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    external_id: Mapped[str | None] = mapped_column(String(200), unique=True, nullable=True)
     title: Mapped[str] = mapped_column(String(500))
     fields: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
@@ -47,11 +48,12 @@ class Item(Base):
 
 
 class RecUser(Base):
-    """A user known to the recommender; `id` is the caller's user id."""
+    """A user: `id` is the caller's integer id, or a key assigned to `external_id`."""
 
     __tablename__ = "reco_users"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    external_id: Mapped[str | None] = mapped_column(String(200), unique=True, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field, field_validator
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+from services.recommender.catalogue import MAX_EXTERNAL_ID_LENGTH, MAX_ID, parse_id
 
 __all__ = [
     "ItemCreate",
@@ -21,6 +25,9 @@ def _check_encodable(value: str, *, name: str) -> str:
             f"`{name}` contains characters that are not valid UTF-8 (a lone surrogate); "
             "send well-formed text"
         ) from None
+    # PostgreSQL text columns cannot store the NUL character.
+    if "\x00" in value:
+        raise ValueError(f"`{name}` contains a NUL character (U+0000); remove it")
     return value
 
 
@@ -35,9 +42,21 @@ class ItemBase(BaseModel):
 
 
 class ItemCreate(ItemBase):
-    """A new catalogue item; it is embedded and added to the index at once."""
+    """An item to add, or to update when its id is stored; it is embedded at once."""
 
-    id: int = Field(ge=0, le=2**31 - 1, description="The item's id in the caller's catalogue.")
+    id: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_ID,
+        description="The item's integer id (its key). Give `id`, `external_id` or both.",
+    )
+    external_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_EXTERNAL_ID_LENGTH,
+        description="The item's string id in the caller's catalogue, e.g. sku-00123; a new "
+        "one gets a free key, returned as `id`.",
+    )
     created_at: float | None = Field(
         default=None,
         ge=0,
@@ -52,6 +71,30 @@ class ItemCreate(ItemBase):
         if not value.strip():
             raise ValueError("`title` must contain text, got only whitespace")
         return _check_encodable(value.strip(), name="title")
+
+    @field_validator("external_id")
+    @classmethod
+    def _check_external_id(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        return _check_encodable(value.strip(), name="external_id")
+
+    @model_validator(mode="after")
+    def _resolve_ids(self) -> ItemCreate:
+        # The file importers read "42" as the key 42, so the API does the same
+        # and interactions in files can name this item either way.
+        if self.external_id is not None:
+            parsed = parse_id(self.external_id, name="external_id")
+            if isinstance(parsed, int):
+                if self.id not in (None, parsed):
+                    raise ValueError(
+                        f"`external_id` {self.external_id!r} is the key {parsed}, which differs "
+                        f"from `id` {self.id}; send one of them"
+                    )
+                self.id, self.external_id = parsed, None
+        if self.id is None and self.external_id is None:
+            raise ValueError("give the item an `id` (an integer from 1) or an `external_id`")
+        return self
 
     @field_validator("tags")
     @classmethod
@@ -68,9 +111,14 @@ class ItemCreate(ItemBase):
 
 
 class ItemPublic(ItemBase):
-    """A stored item."""
+    """A stored item, and what the request changed."""
 
     id: int
+    external_id: str | None = Field(default=None, description="The caller's string id, if any.")
+    change: Literal["created", "updated", "unchanged"] = Field(
+        description="`created` (status 201); `updated` when the title, text fields, tags or "
+        "creation time changed, or `unchanged` (both status 200)."
+    )
 
 
 class RecommendationPublic(BaseModel):
@@ -78,10 +126,14 @@ class RecommendationPublic(BaseModel):
 
     rank: int
     item_id: int
+    external_id: str | None = Field(default=None, description="The item's string id, if any.")
     title: str
     score: float
     reason: str = Field(description="similar, co_interacted, popular, trending or query.")
-    reason_text: str = Field(description="The reason in English.")
+    reason_text: str = Field(
+        description="The reason as a sentence, in the language of the request's "
+        "Accept-Language header, else the user's console language, else English."
+    )
     reason_item_id: int | None = None
     reason_tag: str | None = Field(default=None, description="The tag behind a popular reason.")
 
@@ -89,7 +141,8 @@ class RecommendationPublic(BaseModel):
 class RecommendationList(BaseModel):
     """A user's list: from a stored run, or computed now (`run_id` null)."""
 
-    user_id: int
+    user_id: int | None = Field(description="The user's key; null for an unknown string id.")
+    user_external_id: str | None = Field(default=None, description="The user's string id.")
     run_id: str | None
     items: list[RecommendationPublic]
 
@@ -98,5 +151,6 @@ class SimilarItemPublic(BaseModel):
     """An item close to the requested one in the embedding space."""
 
     item_id: int
+    external_id: str | None = Field(default=None, description="The item's string id, if any.")
     title: str
     score: float

@@ -10,10 +10,13 @@ through the API reaches the batch workers without a rebuild.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
+import math
 import os
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,11 +40,14 @@ from services.recommender.ranking import (
     fit_combination,
     recommend_users,
 )
+from services.recommender.store import ItemChange
 from shared.errors import ModelVersionNotFoundError, RetrievalError
 from shared.retrieval import TextEmbedder, load_text_embedder
 from shared.settings import RecommenderSettings, get_settings
 
 __all__ = [
+    "FIT_STAGES",
+    "FitProgress",
     "FitSummary",
     "ModelNotFittedError",
     "add_item",
@@ -60,6 +66,16 @@ logger = logging.getLogger(__name__)
 _META = "model.json"
 _ARRAYS = "arrays.npz"
 _INDEX = "index"
+
+
+FitProgress = Callable[[str, int, int], None]
+# Stages that `fit_from_database` reports, in order, with a label for each.
+FIT_STAGES = {
+    "embed": "Embedding items",
+    "embed_ranker": "Embedding items with the ranker",
+    "weights": "Learning weights (time buckets)",
+    "model": "Building and saving the model",
+}
 
 
 class ModelNotFittedError(RetrievalError, LookupError):
@@ -101,6 +117,7 @@ def save_model(model: RecommenderModel, folder: Path, *, ranker: str | None) -> 
         similarity_data=similarity.data,
         similarity_indices=similarity.indices,
         similarity_indptr=similarity.indptr,
+        is_new=model.is_new,
     )
     os.replace(temporary, folder / _ARRAYS)
     meta = {
@@ -161,6 +178,8 @@ def load_model(
         ),
         combination=Combination.from_dict(meta["combination"]),
         settings=settings,
+        # Folders saved before `is_new` was stored derive it from creation times.
+        is_new=stored.get("is_new", np.empty(0, dtype=bool)),
     )
 
 
@@ -174,17 +193,22 @@ def _production_ranker(settings: RecommenderSettings) -> tuple[str, Path] | None
     return row.reference, verify_version(row)
 
 
-def fit_from_database(*, show_progress: bool = False) -> FitSummary:
+def fit_from_database(*, progress: FitProgress | None = None) -> FitSummary:
     """Fit the recommender on every stored item and interaction and save it.
 
     The final ordering's weights are learned on each user's last
     `validation_size` interactions, with features from before their cuts (as
     in the evaluation); the saved model then uses every interaction.
 
+    Args:
+        progress: Called as (stage, done, total) for the stages of `FIT_STAGES`,
+            in that order; ``embed_ranker`` only when a ranker is in production.
+
     Raises:
         ModelNotFittedError: If there are no items.
         ValueError: If there are too few interactions to learn the weights.
     """
+    report = progress or _ignore_progress
     settings = get_settings().recommender
     catalogue = store.load_catalogue()
     if not len(catalogue):
@@ -197,22 +221,33 @@ def fit_from_database(*, show_progress: bool = False) -> FitSummary:
     ranker = None
     if production is not None:
         ranker = TextEmbedder.from_folder(production[1], model_name=production[0])
+    vectors, ranker_vectors = _embed_catalogue(
+        catalogue, embedder=embedder, ranker=ranker, settings=settings, report=report
+    )
     combination = _learn_weights(
-        catalogue, log, embedder=embedder, ranker=ranker, settings=settings
+        catalogue,
+        log,
+        embedder=embedder,
+        settings=settings,
+        vectors=(vectors, ranker_vectors),
+        report=functools.partial(report, "weights"),
     )
     cut = float(log.times.max()) + 1.0 if len(log) else dt.datetime.now(dt.UTC).timestamp()
+    report("model", 0, 2)
     model = build_model(
         catalogue,
         log,
         cut=cut,
         embedder=embedder,
         settings=settings,
-        ranker=ranker,
         combination=combination,
-        show_progress=show_progress,
+        vectors=vectors,
+        ranker_vectors=ranker_vectors,
     )
+    report("model", 1, 2)
     folder = save_model(model, model_folder(), ranker=production[0] if production else None)
     clear_model_cache()
+    report("model", 2, 2)
     return FitSummary(
         items=len(catalogue),
         users=len(log.user_ids()),
@@ -224,13 +259,40 @@ def fit_from_database(*, show_progress: bool = False) -> FitSummary:
     )
 
 
+def _ignore_progress(stage: str, done: int, total: int) -> None:
+    return None
+
+
+def _embed_catalogue(
+    catalogue: Catalogue,
+    *,
+    embedder: TextEmbedder,
+    ranker: TextEmbedder | None,
+    settings: RecommenderSettings,
+    report: FitProgress,
+) -> tuple[np.ndarray, np.ndarray]:
+    vectors = embed_texts(
+        embedder,
+        catalogue.texts,
+        cache_dir=resolve_cache_dir(settings),
+        progress=functools.partial(report, "embed"),
+    )
+    if ranker is None:
+        return vectors, vectors
+    ranker_vectors = embed_texts(
+        ranker, catalogue.texts, progress=functools.partial(report, "embed_ranker")
+    )
+    return vectors, ranker_vectors
+
+
 def _learn_weights(
     catalogue: Catalogue,
     log: Any,
     *,
     embedder: TextEmbedder,
-    ranker: TextEmbedder | None,
     settings: RecommenderSettings,
+    vectors: tuple[np.ndarray, np.ndarray],
+    report: Callable[[int, int], None],
 ) -> Combination:
     try:
         split = split_temporal(
@@ -243,9 +305,16 @@ def _learn_weights(
         logger.warning("too few interactions to learn weights; using the prior weights")
         return Combination.prior()
     features, labels = [], []
-    for bucket in split.buckets:
+    report(0, len(split.buckets))
+    for number, bucket in enumerate(split.buckets, start=1):
         model = build_model(
-            catalogue, log, cut=bucket.cut, embedder=embedder, settings=settings, ranker=ranker
+            catalogue,
+            log,
+            cut=bucket.cut,
+            embedder=embedder,
+            settings=settings,
+            vectors=vectors[0],
+            ranker_vectors=vectors[1],
         )
         users = [int(u) for u in bucket.users]
         histories = build_histories(log, catalogue, users, cuts=split.test_cuts)
@@ -253,6 +322,7 @@ def _learn_weights(
         bucket_features, bucket_labels = collect_training_rows(model, histories, targets)
         features.append(bucket_features)
         labels.append(bucket_labels)
+        report(number, len(split.buckets))
     try:
         return fit_combination(
             np.concatenate(features), np.concatenate(labels), seed=get_settings().seed
@@ -304,17 +374,22 @@ def clear_model_cache() -> None:
 
 
 def recommend_for_users(
-    user_ids: list[int], *, top_n: int, query: str | None = None
+    user_ids: Sequence[int | None], *, top_n: int, query: str | None = None
 ) -> list[list[Recommendation]]:
-    """Recommend for stored users; users without history get popularity (and `query`)."""
+    """Recommend for stored users; users without history get popularity (and `query`).
+
+    A None in `user_ids` stands for a user unknown to the store, with no history.
+    """
     model = get_serving_model()
     settings = model.settings
+    keys = [user for user in user_ids if user is not None]
     log = store.load_user_interactions(
-        user_ids,
+        keys,
         like_threshold=settings.like_threshold,
         dislike_threshold=settings.dislike_threshold,
     )
-    histories = build_histories(log, model.catalogue, user_ids)
+    by_key = dict(zip(keys, build_histories(log, model.catalogue, keys), strict=True))
+    histories = [UserHistory.empty() if user is None else by_key[user] for user in user_ids]
     if query:
         vector = load_text_embedder(None).encode([query])[0]
         histories = [h if len(h.rows) else UserHistory.empty(query=vector) for h in histories]
@@ -339,62 +414,53 @@ def similar_items(item_id: int, *, count: int) -> list[tuple[int, float]]:
     ][:count]
 
 
-def add_item(record: ItemRecord) -> RecommenderModel:
-    """Store an item, embed it and add it to the fitted model and its index, then save.
+def add_item(
+    record: ItemRecord, *, default_created_at: float = math.nan
+) -> tuple[ItemRecord, ItemChange]:
+    """Store an item (or update the stored item with its id) and bring it into the fitted model.
 
     The item is recommendable at once: FAISS finds it for profiles and queries
-    near its text; its behaviour counts start at zero.
+    near its text. An item whose text changed is embedded again; one whose
+    text is unchanged keeps its vector.
+
+    Args:
+        record: The item, named by key, external id or both.
+        default_created_at: Creation time (Unix seconds) for a new item without one.
+
+    Returns:
+        The stored item and whether it was created, updated or unchanged.
 
     Raises:
         ModelNotFittedError: If nothing was fitted yet.
+        IdConflictError: If the record's key and external id name different items.
     """
     model = get_serving_model()
-    store.import_items([record])
-    merged = store.get_item_records([record.item_id])[0]
-    catalogue_row = build_catalogue([merged])
+    stored, change = store.upsert_item(record, default_created_at=default_created_at)
+    addition = build_catalogue([stored])
+    row = int(model.catalogue.rows_of(addition.item_ids)[0])
+    if row >= 0 and model.catalogue.texts[row] == addition.texts[0]:
+        _refresh_creation_time(model, row, float(addition.created_at[0]))
+        return stored, change
     embedder = load_text_embedder(None)
-    vector = embed_texts(embedder, catalogue_row.texts, cache_dir=resolve_cache_dir(model.settings))
+    vector = embed_texts(embedder, addition.texts, cache_dir=resolve_cache_dir(model.settings))
     ranker_name = _serving_ranker_name()
     ranker_vector = vector
     if ranker_name is not None:
         from shared.registry import find_version, verify_version
 
         ranker = load_text_embedder(verify_version(find_version(ranker_name)))
-        ranker_vector = ranker.encode(catalogue_row.texts)
-    _extend_model(model, catalogue_row, vector, ranker_vector)
+        ranker_vector = ranker.encode(addition.texts)
+    model.add_item(addition, vector, ranker_vector)
     save_model(model, model_folder(), ranker=ranker_name)
-    logger.info("item added item_id=%d count=%d", record.item_id, len(model.catalogue))
-    return model
+    logger.info(
+        "item embedded item_id=%d change=%s count=%d", stored.item_id, change, len(model.catalogue)
+    )
+    return stored, change
 
 
-def _extend_model(
-    model: RecommenderModel, addition: Catalogue, vector: np.ndarray, ranker_vector: np.ndarray
-) -> None:
-    row = int(model.catalogue.rows_of(addition.item_ids)[0])
-    if row >= 0:
-        model.catalogue.titles[row] = addition.titles[0]
-        model.catalogue.texts[row] = addition.texts[0]
-        model.catalogue.tags[row] = addition.tags[0]
-        model.vectors[row] = vector[0]
-        model.ranker_vectors[row] = ranker_vector[0]
-    else:
-        old = model.catalogue
-        model.catalogue = Catalogue(
-            item_ids=np.r_[old.item_ids, addition.item_ids],
-            titles=[*old.titles, *addition.titles],
-            texts=[*old.texts, *addition.texts],
-            tags=[*old.tags, *addition.tags],
-            created_at=np.r_[old.created_at, addition.created_at],
-        )
-        model.vectors = np.vstack([model.vectors, vector])
-        model.ranker_vectors = np.vstack([model.ranker_vectors, ranker_vector])
-        behaviour = model.behaviour
-        size = len(model.catalogue)
-        behaviour.popularity = np.r_[behaviour.popularity, np.float32(0)]
-        behaviour.trend = np.r_[behaviour.trend, np.float32(0)]
-        similarity = behaviour.similarity.tocsr()
-        behaviour.similarity = sparse.csr_matrix(
-            (similarity.data, similarity.indices, np.r_[similarity.indptr, similarity.indptr[-1]]),
-            shape=(size, size),
-        )
-    model.index.add(addition.item_ids, vector)
+def _refresh_creation_time(model: RecommenderModel, row: int, created_at: float) -> None:
+    known = float(model.catalogue.created_at[row])
+    if known == created_at or (math.isnan(known) and math.isnan(created_at)):
+        return
+    model.catalogue.created_at[row] = created_at
+    save_model(model, model_folder(), ranker=_serving_ranker_name())

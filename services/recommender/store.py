@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import math
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from sqlalchemy import func, insert, select
@@ -16,11 +18,13 @@ from sqlalchemy.orm import Session
 
 from services.recommender.behaviour import Catalogue, InteractionLog, build_preferences
 from services.recommender.catalogue import (
+    MAX_ID,
     InteractionRecord,
     ItemRecord,
     TagRecord,
     build_catalogue,
     merge_item_records,
+    update_item_record,
 )
 from services.recommender.models import (
     Interaction,
@@ -29,16 +33,22 @@ from services.recommender.models import (
     RecommendationRun,
     RecUser,
 )
+from shared.errors import DataError
 from shared.storage import session_scope
 
 __all__ = [
+    "IdConflictError",
     "ImportCounts",
+    "ItemChange",
     "StoredRecommendation",
     "count_finished_users",
     "create_run",
+    "find_user_key",
     "finish_run",
     "finished_user_ids",
+    "get_item_external_ids",
     "get_item_records",
+    "get_user_external_id",
     "import_interactions",
     "import_items",
     "latest_run_id",
@@ -48,21 +58,31 @@ __all__ = [
     "load_user_interactions",
     "read_recommendations",
     "run_exists",
+    "upsert_item",
     "write_user_recommendations",
 ]
 
 logger = logging.getLogger(__name__)
 
-# Rows per INSERT statement in bulk imports.
+# Rows per INSERT statement, and ids per IN list, in bulk imports.
 _BATCH = 5_000
+# Attempts of a single item write that races with another writer for a new key.
+_WRITE_ATTEMPTS = 3
+
+ItemChange = Literal["created", "updated", "unchanged"]
+
+
+class IdConflictError(DataError):
+    """An integer id and a string id name different items (or users) for the same key."""
 
 
 @dataclass(frozen=True)
 class ImportCounts:
-    """How many rows an import added, merged into existing ones, or skipped (with why)."""
+    """How many rows an import added, updated, found unchanged, or skipped (with why)."""
 
     added: int
-    merged: int = 0
+    updated: int = 0
+    unchanged: int = 0
     skipped: int = 0
     problems: tuple[str, ...] = ()
 
@@ -92,38 +112,180 @@ def _to_seconds(value: dt.datetime | None) -> float:
 
 
 def import_items(records: Iterable[ItemRecord]) -> ImportCounts:
-    """Insert items; an id already stored is merged (tags united, missing fields filled)."""
-    merged_records = merge_item_records(records)
-    ids = [r.item_id for r in merged_records]
-    added = merged = 0
+    """Insert new items and update stored ones, in one transaction.
+
+    Records with the same id are merged first (later ones win, see
+    `catalogue.update_item_record`). A stored item is updated the same way: a
+    non-empty title replaces its title, text fields are overwritten field by
+    field and tags are united. String ids get free keys.
+
+    Raises:
+        IdConflictError: If an id names an item whose key belongs to another id;
+            nothing is written then.
+    """
+    unique = merge_item_records(records)
     with session_scope() as session:
-        existing = {
-            item.id: item
-            for start in range(0, len(ids), _BATCH)
-            for item in session.scalars(
-                select(Item).where(Item.id.in_(ids[start : start + _BATCH]))
+        changes = Counter(change for _key, change in _write_items(session, unique))
+    counts = ImportCounts(
+        added=changes["created"], updated=changes["updated"], unchanged=changes["unchanged"]
+    )
+    logger.info(
+        "items imported added=%d updated=%d unchanged=%d",
+        counts.added,
+        counts.updated,
+        counts.unchanged,
+    )
+    return counts
+
+
+def upsert_item(
+    record: ItemRecord, *, default_created_at: float = math.nan
+) -> tuple[ItemRecord, ItemChange]:
+    """Insert one item or update the stored item with its id, as `import_items` does.
+
+    Args:
+        record: The item.
+        default_created_at: Creation time (Unix seconds) given to a new item whose
+            record has none; a stored item keeps its own.
+
+    Returns:
+        The stored item and whether it was created, updated or already equal.
+
+    Raises:
+        IdConflictError: If the record's key and external id name different items.
+    """
+    for attempt in range(1, _WRITE_ATTEMPTS + 1):
+        try:
+            with session_scope() as session:
+                [(key, change)] = _write_items(
+                    session, [record], default_created_at=default_created_at
+                )
+            break
+        except IntegrityError:
+            # A concurrent request took the same new key or external id first;
+            # the next attempt finds its row.
+            if attempt == _WRITE_ATTEMPTS:
+                raise
+            logger.info(
+                "item write raced, retrying caller_id=%r attempt=%d", record.caller_id, attempt
             )
-        }
-        new_rows = []
-        for record in merged_records:
-            stored = existing.get(record.item_id)
-            if stored is None:
-                new_rows.append(_item_row(record))
-                continue
-            combined = merge_item_records([_record_of(stored), record])[0]
-            stored.fields = combined.fields
-            stored.tags = [tag.text for tag in combined.tags]
-            merged += 1
-        for start in range(0, len(new_rows), _BATCH):
-            session.execute(insert(Item), new_rows[start : start + _BATCH])
-        added = len(new_rows)
-    logger.info("items imported added=%d merged=%d", added, merged)
-    return ImportCounts(added=added, merged=merged)
+    return get_item_records([key])[0], change
 
 
-def _item_row(record: ItemRecord) -> dict[str, object]:
+def _write_items(
+    session: Session, records: Sequence[ItemRecord], *, default_created_at: float = math.nan
+) -> list[tuple[int, ItemChange]]:
+    by_key, by_external = _find_items(session, records)
+    next_key = _next_free_key(session, Item, [r.item_id for r in records])
+    claimed: dict[int, int | str] = {}
+    new_rows, results = [], []
+    for record in records:
+        stored = _match_item(record, by_key, by_external)
+        if stored is not None:
+            results.append((stored.id, _update_item(stored, record)))
+            continue
+        key = record.item_id
+        if key is None:
+            key, next_key = next_key, next_key + 1
+        if key > MAX_ID:
+            raise DataError(
+                f"No free item key is left up to {MAX_ID}, so item {record.caller_id!r} "
+                "cannot be stored."
+            )
+        if key in claimed:
+            raise IdConflictError(
+                f"Items {claimed[key]!r} and {record.caller_id!r} both claim the key {key}; "
+                "give each item one id."
+            )
+        claimed[key] = record.caller_id
+        if math.isnan(record.created_at):
+            record = dataclasses.replace(record, created_at=default_created_at)
+        new_rows.append(_item_row(record, key))
+        results.append((key, "created"))
+    for start in range(0, len(new_rows), _BATCH):
+        session.execute(insert(Item), new_rows[start : start + _BATCH])
+    return results
+
+
+def _find_items(
+    session: Session, records: Sequence[ItemRecord]
+) -> tuple[dict[int, Item], dict[str, Item]]:
+    keys = [r.item_id for r in records if r.item_id is not None]
+    external_ids = [r.external_id for r in records if r.external_id is not None]
+    found: list[Item] = []
+    for start in range(0, len(keys), _BATCH):
+        found += session.scalars(select(Item).where(Item.id.in_(keys[start : start + _BATCH])))
+    for start in range(0, len(external_ids), _BATCH):
+        chunk = external_ids[start : start + _BATCH]
+        found += session.scalars(select(Item).where(Item.external_id.in_(chunk)))
+    by_key = {item.id: item for item in found}
+    by_external = {item.external_id: item for item in found if item.external_id is not None}
+    return by_key, by_external
+
+
+def _match_item(
+    record: ItemRecord, by_key: dict[int, Item], by_external: dict[str, Item]
+) -> Item | None:
+    if record.external_id is not None:
+        stored = by_external.get(record.external_id)
+        if stored is not None and record.item_id not in (None, stored.id):
+            raise IdConflictError(
+                f"Item {record.external_id!r} has the key {stored.id}, not {record.item_id}; "
+                "send its `external_id` alone, or with its own key."
+            )
+        if stored is None and record.item_id in by_key:
+            raise IdConflictError(
+                f"The key {record.item_id} belongs to item "
+                f"{by_key[record.item_id].external_id or record.item_id!r}, not to "
+                f"{record.external_id!r}; send the `external_id` alone to get a free key."
+            )
+        return stored
+    stored = by_key.get(record.item_id) if record.item_id is not None else None
+    if stored is not None and stored.external_id is not None:
+        raise IdConflictError(
+            f"Item {stored.id} was stored with the string id {stored.external_id!r}; "
+            "update it by that `external_id`, or give every item an integer id."
+        )
+    return stored
+
+
+def _update_item(stored: Item, record: ItemRecord) -> ItemChange:
+    before = _record_of(stored)
+    after = update_item_record(before, record)
+    row = _item_row(after, stored.id)
+    if (
+        row["title"] == stored.title
+        and row["fields"] == stored.fields
+        and row["tags"] == stored.tags
+        and _same_time(after.created_at, before.created_at)
+    ):
+        return "unchanged"
+    stored.title = row["title"]
+    stored.fields = row["fields"]
+    stored.tags = row["tags"]
+    stored.item_created_at = row["item_created_at"]
+    return "updated"
+
+
+def _same_time(first: float, second: float) -> bool:
+    return (math.isnan(first) and math.isnan(second)) or first == second
+
+
+def _next_free_key(
+    session: Session, table: type[Item] | type[RecUser], keys: Iterable[int | None]
+) -> int:
+    """Return the key after every stored key and every integer key about to be written."""
+    # NOTE: two bulk imports running at once can pick the same free key. The
+    # later commit then fails on the primary key and the import must be rerun;
+    # only `upsert_item` retries.
+    stored = session.scalar(select(func.max(table.id))) or 0
+    return max([stored, *(key for key in keys if key is not None)]) + 1
+
+
+def _item_row(record: ItemRecord, key: int) -> dict[str, Any]:
     return {
-        "id": record.item_id,
+        "id": key,
+        "external_id": record.external_id,
         "title": record.title[:500],
         "fields": record.fields,
         "tags": list(dict.fromkeys(tag.text for tag in record.tags)),
@@ -138,37 +300,95 @@ def _record_of(item: Item) -> ItemRecord:
         fields=dict(item.fields),
         tags=[TagRecord(tag) for tag in item.tags],
         created_at=_to_seconds(item.item_created_at),
+        external_id=item.external_id,
     )
 
 
 def import_interactions(records: Sequence[InteractionRecord]) -> ImportCounts:
-    """Insert interactions, creating unknown users; rows naming unknown items are skipped."""
+    """Insert interactions, creating unknown users; rows naming unknown items are skipped.
+
+    Users and items named by a string id are looked up by external id, and a
+    new user named so gets a free key. A row is skipped, with the reason among
+    the returned problems, when its item is not in the catalogue or when an
+    integer id names a user or item that was stored under a string id.
+    """
     with session_scope() as session:
-        known_items = set(session.scalars(select(Item.id)))
-        known_users = set(session.scalars(select(RecUser.id)))
+        items = _KeyMap.load(session, Item)
+        users = _KeyMap.load(session, RecUser)
+        users.reserve(record.user_id for record in records)
         rows, problems = [], []
         for number, record in enumerate(records):
-            if record.item_id not in known_items:
-                problems.append(f"row {number}: item {record.item_id} is not in the catalogue")
+            try:
+                item_key = items.find(record.item_id, record.item_external_id, kind="item")
+                user_key = users.find_or_add(record.user_id, record.user_external_id)
+            except LookupError as exc:
+                problems.append(f"row {number}: {exc}")
                 continue
             rows.append(
                 {
-                    "user_id": record.user_id,
-                    "item_id": record.item_id,
+                    "user_id": user_key,
+                    "item_id": item_key,
                     "kind": record.kind,
                     "value": record.value,
                     "occurred_at": record.time,
                 }
             )
-        new_users = sorted(
-            {record.user_id for record in records if record.item_id in known_items} - known_users
-        )
+        new_users = [{"id": key, "external_id": users.external_ids[key]} for key in users.added]
         for start in range(0, len(new_users), _BATCH):
-            session.execute(insert(RecUser), [{"id": u} for u in new_users[start : start + _BATCH]])
+            session.execute(insert(RecUser), new_users[start : start + _BATCH])
         for start in range(0, len(rows), _BATCH):
             session.execute(insert(Interaction), rows[start : start + _BATCH])
     logger.info("interactions imported added=%d skipped=%d", len(rows), len(problems))
     return ImportCounts(added=len(rows), skipped=len(problems), problems=tuple(problems[:20]))
+
+
+class _KeyMap:
+    """The stored keys of a table with their external ids, and the keys added during an import."""
+
+    def __init__(self, external_ids: dict[int, str | None]) -> None:
+        self.external_ids = external_ids
+        self.by_external = {ext: key for key, ext in external_ids.items() if ext is not None}
+        self.added: list[int] = []
+        self.next_key = max(external_ids, default=0) + 1
+
+    @classmethod
+    def load(cls, session: Session, table: type[Item] | type[RecUser]) -> _KeyMap:
+        rows = session.execute(select(table.id, table.external_id)).all()
+        return cls({key: external_id for key, external_id in rows})
+
+    def reserve(self, keys: Iterable[int | None]) -> None:
+        """Keep new string ids off the integer keys that the import is about to use."""
+        self.next_key = max([self.next_key - 1, *(k for k in keys if k is not None)]) + 1
+
+    def find(self, key: int | None, external_id: str | None, *, kind: str) -> int:
+        """Return the stored key for an id, or raise LookupError saying why there is none."""
+        if external_id is not None:
+            if external_id not in self.by_external:
+                raise LookupError(f"{kind} {external_id!r} is not in the catalogue")
+            return self.by_external[external_id]
+        if key not in self.external_ids:
+            raise LookupError(f"{kind} {key} is not in the catalogue")
+        stored_external = self.external_ids[key]
+        if stored_external is not None:
+            raise LookupError(
+                f"{kind} {key} was stored with the string id {stored_external!r}; name it by "
+                "that id"
+            )
+        return key
+
+    def find_or_add(self, key: int | None, external_id: str | None) -> int:
+        """Return the key for a user id, adding the user when it is new."""
+        if external_id is not None and external_id not in self.by_external:
+            if self.next_key > MAX_ID:
+                raise LookupError(f"no free user key is left for {external_id!r}")
+            self.by_external[external_id] = self.next_key
+            self.external_ids[self.next_key] = external_id
+            self.added.append(self.next_key)
+            self.next_key += 1
+        if external_id is None and key is not None and key not in self.external_ids:
+            self.external_ids[key] = None
+            self.added.append(key)
+        return self.find(key, external_id, kind="user")
 
 
 def get_item_records(item_ids: Sequence[int] | None = None) -> list[ItemRecord]:
@@ -178,6 +398,33 @@ def get_item_records(item_ids: Sequence[int] | None = None) -> list[ItemRecord]:
         if item_ids is not None:
             query = query.where(Item.id.in_(list(item_ids)))
         return [_record_of(item) for item in session.scalars(query)]
+
+
+def get_item_external_ids(item_ids: Sequence[int]) -> dict[int, str]:
+    """Return the external ids of those `item_ids` that have one."""
+    found: dict[int, str] = {}
+    keys = list(item_ids)
+    with session_scope() as session:
+        for start in range(0, len(keys), _BATCH):
+            rows = session.execute(
+                select(Item.id, Item.external_id).where(
+                    Item.id.in_(keys[start : start + _BATCH]), Item.external_id.is_not(None)
+                )
+            ).all()
+            found.update((key, external_id) for key, external_id in rows if external_id)
+    return found
+
+
+def find_user_key(external_id: str) -> int | None:
+    """Return the key of the user stored with `external_id`, or None when there is none."""
+    with session_scope() as session:
+        return session.scalar(select(RecUser.id).where(RecUser.external_id == external_id))
+
+
+def get_user_external_id(user_id: int) -> str | None:
+    """Return the external id of the user with key `user_id`, or None."""
+    with session_scope() as session:
+        return session.scalar(select(RecUser.external_id).where(RecUser.id == user_id))
 
 
 def load_catalogue() -> Catalogue:

@@ -16,11 +16,11 @@ from fastapi.responses import HTMLResponse
 from services.recommender import store
 from services.recommender.api import build_recommendation_list
 from services.recommender.api import router as api_routes
-from services.recommender.reasons import describe_reason
+from services.recommender.catalogue import MAX_ID
 from services.recommender.serving import ModelNotFittedError, get_serving_model
 from shared.console import ConsolePlugin, ConsoleUser, NavLink, render_page, require_role
 from shared.errors import IndexMismatchError
-from shared.i18n import get_translations, normalize_language
+from shared.i18n import normalize_language
 from shared.settings import get_settings
 
 __all__ = ["HISTORY_LIMIT", "plugin"]
@@ -36,7 +36,7 @@ page_router = APIRouter(dependencies=[Depends(require_role(ROLE))])
 def recommender_page(
     request: Request,
     user: Annotated[ConsoleUser, Depends(require_role(ROLE))],
-    user_id: Annotated[int | None, Query(ge=0)] = None,
+    user_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
 ) -> HTMLResponse:
     """Show a user's recent history beside their recommendations."""
     context: dict[str, object] = {"user_id": user_id, "history": [], "items": [], "error": None}
@@ -74,21 +74,20 @@ def _build_context(user_id: int, *, language: str) -> dict[str, object]:
         )
     ]
     listing = build_recommendation_list(
-        user_id, top_n=settings.top_n, run_id=None, query=None, fresh=False
+        user_id,
+        top_n=settings.top_n,
+        run_id=None,
+        query=None,
+        fresh=False,
+        language=normalize_language(language),
     )
-    gettext = get_translations(normalize_language(language)).gettext
     items = [
         {
             "rank": item.rank,
             "item_id": item.item_id,
             "title": item.title,
             "score": item.score,
-            "reason": describe_reason(
-                item.reason,
-                anchor_title=titles.get(item.reason_item_id or -1),
-                tag=item.reason_tag,
-                translate=gettext,
-            ),
+            "reason": item.reason_text,
         }
         for item in listing.items
     ]

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import string
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from transformers import BertConfig, BertModel, BertTokenizer
 
 from services.recommender import store
@@ -41,8 +42,46 @@ def build_character_bert(folder: Path) -> Path:
         max_position_embeddings=512,
     )
     BertModel(config).save_pretrained(folder, safe_serialization=True)
-    BertTokenizer(vocab_file=str(vocab_file)).save_pretrained(folder)
+    BertTokenizer(vocab=str(vocab_file)).save_pretrained(folder)
     return folder
+
+
+def build_word_bert(folder: Path, words: Iterable[str]) -> Path:
+    """Save an encoder whose vectors are bags of words, so shared words make texts close.
+
+    It has no transformer layers and zero position embeddings, so a text's
+    vector is the mean of its tokens' random 64-dimensional embeddings. Each of
+    `words` is one token; other words are spelled in characters.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    characters = list(string.ascii_lowercase + string.digits)
+    vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *dict.fromkeys(words)]
+    vocabulary += characters + [f"##{c}" for c in characters] + list(".,:;!?()'-")
+    vocab_file = folder / "vocab.txt"
+    vocab_file.write_text("\n".join(vocabulary) + "\n", encoding="utf-8")
+    config = BertConfig(
+        vocab_size=len(vocabulary),
+        hidden_size=64,
+        num_hidden_layers=0,
+        num_attention_heads=1,
+        intermediate_size=64,
+        max_position_embeddings=512,
+    )
+    torch.manual_seed(0)
+    model = BertModel(config)
+    with torch.no_grad():
+        model.embeddings.position_embeddings.weight.zero_()
+        model.embeddings.token_type_embeddings.weight.zero_()
+    model.save_pretrained(folder, safe_serialization=True)
+    BertTokenizer(vocab=str(vocab_file)).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def word_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A bag-of-words encoder over the genre words of the synthetic catalogue."""
+    words = ["title", "genres", "tags", *" ".join(GENRES).split()]
+    return build_word_bert(tmp_path_factory.mktemp("reco-word-encoder") / "word-bert", words)
 
 
 @pytest.fixture(scope="session")

@@ -11,11 +11,15 @@ import pytest
 
 from services.recommender.behaviour import InteractionLog, build_preferences
 from services.recommender.catalogue import (
+    MAX_ID,
+    InteractionRecord,
     ItemRecord,
     TagRecord,
     build_catalogue,
+    build_interaction_log,
     build_item_text,
     merge_item_records,
+    parse_id,
     read_interaction_file,
     read_item_file,
 )
@@ -78,8 +82,10 @@ def test_read_item_file_csv_and_jsonl(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "fragment"),
     [
-        ("item_id,title\nx,Heat\n", "line 2"),
+        ("item_id,title\n1.5,Heat\n", "line 2"),
         ("item_id,title\n-4,Heat\n", "item_id"),
+        ("item_id,title\n0,Heat\n", "item_id"),
+        ("item_id,title\n,Heat\n", "`item_id` is missing or empty"),
         ("item_id,title\n3,   \n", "title"),
         ("title\nHeat\n", "item_id"),
     ],
@@ -145,3 +151,161 @@ def test_interaction_log_sorted_by_time() -> None:
     )
     assert log.times.tolist() == [10.0, 20.0, 30.0]
     assert len(log.before(20.0)) == 1
+
+
+def test_merge_item_records_later_record_updates() -> None:
+    """A repeated id updates the title and the fields it names; tags are united."""
+    first = ItemRecord(1, "Alien", {"genres": "Horror", "year": "1979"}, [TagRecord("space")])
+    second = ItemRecord(
+        1, "Alien (Director's Cut)", {"genres": "Horror, Sci-Fi"}, [TagRecord("科幻")]
+    )
+    merged = merge_item_records([first, second])
+    assert len(merged) == 1
+    assert merged[0].title == "Alien (Director's Cut)"
+    assert merged[0].fields == {"genres": "Horror, Sci-Fi", "year": "1979"}
+    assert [t.text for t in merged[0].tags] == ["space", "科幻"]
+
+
+def test_merge_item_records_keys_by_external_id() -> None:
+    """Records named by string id merge with each other, never with an integer id."""
+    records = [
+        ItemRecord(None, "Tea", external_id="sku-1"),
+        ItemRecord(1, "Coffee"),
+        ItemRecord(None, "Green tea", external_id="sku-1"),
+    ]
+    merged = merge_item_records(records)
+    assert [(r.item_id, r.external_id, r.title) for r in merged] == [
+        (None, "sku-1", "Green tea"),
+        (1, None, "Coffee"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (42, 42),
+        ("42", 42),
+        (" 7 ", 7),
+        (MAX_ID, MAX_ID),
+        ("sku-00123", "sku-00123"),
+        ("  sku-7 ", "sku-7"),
+        ("007", "007"),
+        ("4006381333931", "4006381333931"),
+        (MAX_ID + 1, str(MAX_ID + 1)),
+        ("书-12", "书-12"),
+    ],
+)
+def test_parse_id_key_or_string(value: object, expected: int | str) -> None:
+    """Integers from 1 to MAX_ID are keys; any other text is a string id."""
+    assert parse_id(value, name="item_id") == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [
+        (0, "from 1"),
+        ("0", "from 1"),
+        ("000", "from 1"),
+        (-4, "from 1"),
+        ("-4", "from 1"),
+        ("+5", "from 1"),
+        ("1.5", "decimal"),
+        ("12.0", "decimal"),
+        (12.0, "integer or a string"),
+        (True, "integer or a string"),
+        (None, "integer or a string"),
+        ("", "empty"),
+        ("   ", "empty"),
+        ("x" * 201, "at most 200"),
+        ("sku\x001", "NUL"),
+    ],
+)
+def test_parse_id_rejects_bad_value(value: object, fragment: str) -> None:
+    """Zero, signs, fractions, booleans, blanks and overlong text are errors naming the field."""
+    with pytest.raises(ValueError, match=fragment) as raised:
+        parse_id(value, name="item_id")
+    assert "`item_id`" in str(raised.value)
+
+
+def test_read_files_with_string_ids(tmp_path: Path) -> None:
+    """SKU-style ids and Chinese titles with ASCII ids are read as string ids, not errors."""
+    items = tmp_path / "items.csv"
+    items.write_text(
+        "item_id,title,description\n"
+        "sku-00123,流浪地球,科幻电影\n"
+        "sku-00124,Heat,crime\n"
+        "17,Alien,horror\n"
+        "sku-00123,流浪地球 2,续集\n",
+        encoding="utf-8",
+    )
+    events = tmp_path / "events.jsonl"
+    events.write_text(
+        '{"user_id": "u-alice", "item_id": "sku-00123", "time": 5}\n'
+        '{"user_id": 8, "item_id": 17, "time": 6, "kind": "like"}\n',
+        encoding="utf-8",
+    )
+
+    records = read_item_file(items)
+    interactions = read_interaction_file(events)
+
+    assert [(r.item_id, r.external_id) for r in records] == [
+        (None, "sku-00123"),
+        (None, "sku-00124"),
+        (17, None),
+    ]
+    assert records[0].title == "流浪地球 2"
+    assert records[0].fields == {"description": "续集"}
+    assert interactions[0].user_id is None
+    assert interactions[0].user_external_id == "u-alice"
+    assert interactions[0].item_external_id == "sku-00123"
+    assert (interactions[1].user_id, interactions[1].item_id) == (8, 17)
+    assert interactions[1].user_external_id is None
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "column"),
+    [
+        ("items.csv", "sku,title\nsku-1,Tea\n", "item_id"),
+        ("items.csv", "item_id,name\n1,Tea\n", "title"),
+        ("items.csv", "", "item_id"),
+        ("items.jsonl", '{"sku": "a", "title": "Tea"}\n', "item_id"),
+    ],
+)
+def test_read_item_file_names_missing_column(
+    tmp_path: Path, name: str, text: str, column: str
+) -> None:
+    """A file without a required column says which column is missing and how to fix it."""
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(DataError) as raised:
+        read_item_file(path)
+    message = str(raised.value)
+    assert f"no `{column}` column" in message
+    assert f"add a `{column}` column" in message
+
+
+def test_read_interaction_file_names_missing_user_column(tmp_path: Path) -> None:
+    """The interaction reader names a missing `user_id` column and lists the columns found."""
+    path = tmp_path / "events.csv"
+    path.write_text("customer,item_id,time\nc1,1,5\n", encoding="utf-8")
+    with pytest.raises(DataError) as raised:
+        read_interaction_file(path)
+    assert "no `user_id` column" in str(raised.value)
+    assert "'customer'" in str(raised.value)
+
+
+def test_read_item_file_rejects_non_object_line(tmp_path: Path) -> None:
+    """A JSON line that is not an object is an error naming the line."""
+    path = tmp_path / "items.jsonl"
+    path.write_text('{"item_id": 1, "title": "Tea"}\n[2, "Coffee"]\n', encoding="utf-8")
+    with pytest.raises(DataError, match="line 2"):
+        read_item_file(path)
+
+
+def test_build_needs_keys_for_string_ids() -> None:
+    """Records that still carry only a string id cannot become a catalogue or a log."""
+    with pytest.raises(ValueError, match="'sku-1'"):
+        build_catalogue([ItemRecord(None, "Tea", external_id="sku-1")])
+    record = InteractionRecord(None, 1, "like", None, 5.0, user_external_id="u-1")
+    with pytest.raises(ValueError, match="'u-1'"):
+        build_interaction_log([record], like_threshold=4.0, dislike_threshold=2.0)

@@ -169,3 +169,75 @@ def test_train_ranker_registers_and_fit_uses_it(
         listed = client.get("/api/v1/recommendations/4", params={"top_n": 5, "fresh": True})
     assert created.status_code == 201
     assert len(listed.json()["items"]) == 5
+
+
+@pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
+def test_recommend_import_string_ids_and_updates(
+    reco_env: Path, database_url: str, runner: CliRunner, tmp_path: Path
+) -> None:
+    """SKU ids import with keys; a changed file updates items and prints the fit command."""
+    items = tmp_path / "items.csv"
+    items.write_text(
+        "item_id,title,description\n"
+        "sku-00123,流浪地球,科幻\n"
+        "sku-00124,Heat,crime\n"
+        "sku-00125,Alien,horror\n",
+        encoding="utf-8",
+    )
+    events = tmp_path / "events.csv"
+    events.write_text(
+        "user_id,item_id,kind,time\n"
+        "u-1,sku-00123,like,1\nu-1,sku-00124,like,2\nu-2,sku-00124,like,3\n"
+        "u-2,sku-00125,like,4\nu-3,sku-00123,click,5\nu-3,sku-404,click,6\n",
+        encoding="utf-8",
+    )
+    first = _invoke(
+        runner, "recommend", "import", "--items", str(items), "--interactions", str(events)
+    )
+    fitted = _invoke(runner, "recommend", "fit")
+    items.write_text(
+        "item_id,title,description\nsku-00123,流浪地球 2,续集\nsku-00124,Heat,crime\n",
+        encoding="utf-8",
+    )
+    second = _invoke(runner, "recommend", "import", "--items", str(items))
+
+    assert first.exit_code == 0, first.output
+    assert "Items added: 3, updated: 0, unchanged: 0" in first.output
+    assert "Interactions added: 5, skipped: 1" in first.output
+    assert "item 'sku-404' is not in the catalogue" in first.output
+    assert "recommend fit" not in first.output
+    assert fitted.exit_code == 0, fitted.output
+    assert "3 items, 3 users, 5 interactions" in fitted.output
+    assert second.exit_code == 0, second.output
+    assert "Items added: 0, updated: 1, unchanged: 1" in second.output
+    assert "run `diptych recommend fit`" in second.output
+    titles = {r.external_id: r.title for r in store.get_item_records()}
+    assert titles == {"sku-00123": "流浪地球 2", "sku-00124": "Heat", "sku-00125": "Alien"}
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_recommend_import_names_missing_id_column(
+    reco_env: Path, database_url: str, runner: CliRunner, tmp_path: Path
+) -> None:
+    """A file whose id column has another name fails with the column to add; nothing is stored."""
+    items = tmp_path / "items.csv"
+    items.write_text("sku,title\nsku-1,Tea\n", encoding="utf-8")
+
+    result = _invoke(runner, "recommend", "import", "--items", str(items))
+
+    assert result.exit_code == 2
+    assert "no `item_id` column" in result.output
+    assert "'sku'" in result.output
+    assert store.get_item_records() == []
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_recommend_fit_shows_progress(stored_catalogue: str, runner: CliRunner) -> None:
+    """The fit command draws one bar per stage with its count."""
+    result = _invoke(runner, "recommend", "fit")
+    assert result.exit_code == 0, result.output
+    assert "Embedding items" in result.output
+    assert "40/40" in result.output
+    assert "Learning weights (time buckets)" in result.output
+    assert "4/4" in result.output
+    assert "Building and saving the model" in result.output

@@ -9,12 +9,15 @@ from services.recommender.behaviour import Catalogue, InteractionLog
 from services.recommender.embeddings import build_item_index
 from services.recommender.features import build_behaviour_features
 from services.recommender.ranking import (
+    FEATURE_NAMES,
     REASONS,
     Combination,
     RecommenderModel,
     UserHistory,
     build_profiles,
+    collect_training_rows,
     fit_combination,
+    impute_new_item_features,
     recommend_users,
     select_diverse,
 )
@@ -170,3 +173,90 @@ def test_settings_reject_crossed_thresholds() -> None:
     """The dislike threshold must stay below the like threshold."""
     with pytest.raises(ValueError, match="dislike_threshold"):
         RecommenderSettings(like_threshold=3.0, dislike_threshold=3.0)
+
+
+def _popularity_heavy(model: RecommenderModel, histories: list[UserHistory]) -> Combination:
+    """Weights shaped like those learned on MovieLens, standardised over real candidates."""
+    no_targets = [np.empty(0, dtype=np.int64)] * len(histories)
+    features, _ = collect_training_rows(model, histories, no_targets)
+    return Combination(
+        weights=np.array([0.98, 0.0, 0.04, 0.49, 0.78, 0.05, 0.0]),
+        bias=0.0,
+        mean=features.mean(axis=0),
+        scale=np.maximum(features.std(axis=0), 1e-6),
+        is_learned=True,
+    )
+
+
+def _one_item(item_id: int, created_at: float = np.nan) -> Catalogue:
+    return Catalogue(
+        item_ids=np.array([item_id]),
+        titles=["new"],
+        texts=["new"],
+        tags=[["genre 3"]],
+        created_at=np.array([created_at]),
+    )
+
+
+def test_new_item_competes_on_its_vector() -> None:
+    """An item added after the fit reaches a close user's list despite zero behaviour counts."""
+    # Given popularity-heavy weights and a new item at the centre of user 3's likes
+    model, log = _build_model()
+    histories = [_history(log, user) for user in range(50)]
+    model.combination = _popularity_heavy(model, histories)
+    history = histories[3]
+    centre = model.vectors[history.rows].mean(axis=0)
+    centre = (centre / np.linalg.norm(centre))[None, :]
+
+    # When it is added
+    model.add_item(_one_item(ITEMS), centre, centre)
+    reasons = {r.row: r.reason for r in recommend_users(model, [history], top_n=10)[0]}
+    popular = [r.row for r in recommend_users(model, [UserHistory.empty()], top_n=10)[0]]
+
+    # Then it is listed for the close user, as similar, but not among the popular items
+    assert model.is_new.tolist() == [False] * ITEMS + [True]
+    assert reasons.get(ITEMS) == "similar"
+    assert ITEMS not in popular
+    assert int(model.index.search(centre, 1)[1][0, 0]) == ITEMS
+
+
+def test_new_item_imputation_only_touches_behaviour() -> None:
+    """Behaviour columns of new candidates move to the weights' means; the rest stay."""
+    model, log = _build_model()
+    histories = [_history(log, user) for user in range(50)]
+    model.combination = _popularity_heavy(model, histories)
+    model.add_item(_one_item(ITEMS), model.vectors[:1], model.vectors[:1])
+    candidates = np.array([0, ITEMS])
+    features = np.arange(14, dtype=np.float64).reshape(2, 7)
+
+    imputed = impute_new_item_features(model, candidates, features)
+
+    behaviour = [FEATURE_NAMES.index(n) for n in ("knn", "knn_recent", "popularity", "trend")]
+    assert imputed[0].tolist() == features[0].tolist()
+    assert imputed[1, behaviour].tolist() == model.combination.mean[behaviour].tolist()
+    for column in (FEATURE_NAMES.index("profile"), FEATURE_NAMES.index("age")):
+        assert imputed[1, column] == features[1, column]
+
+
+def test_is_new_follows_creation_time() -> None:
+    """Items created at or after the behaviour cut are new; unknown creation times are not."""
+    model, _ = _build_model()
+    created = np.full(ITEMS, np.nan)
+    created[:3] = [model.behaviour.cut - 1, model.behaviour.cut, model.behaviour.cut + 1]
+    catalogue = Catalogue(
+        item_ids=model.catalogue.item_ids,
+        titles=model.catalogue.titles,
+        texts=model.catalogue.texts,
+        tags=model.catalogue.tags,
+        created_at=created,
+    )
+    rebuilt = RecommenderModel(
+        catalogue=catalogue,
+        vectors=model.vectors,
+        ranker_vectors=model.ranker_vectors,
+        index=model.index,
+        behaviour=model.behaviour,
+        combination=model.combination,
+        settings=model.settings,
+    )
+    assert np.flatnonzero(rebuilt.is_new).tolist() == [1, 2]
