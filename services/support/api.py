@@ -5,13 +5,18 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, HTTPException, Path, Query, status
+from fastapi import APIRouter, BackgroundTasks, Depends, HTTPException, Path, Query, status
 from pydantic import BaseModel
 
 from services.support import store
 from services.support.cleaning import TicketTextError
 from services.support.dispatch import enqueue_tickets
-from services.support.errors import DraftNotFoundError, KnowledgeBaseError, TicketNotFoundError
+from services.support.errors import (
+    DraftNotFoundError,
+    EmptyDraftError,
+    KnowledgeBaseError,
+    TicketNotFoundError,
+)
 from services.support.feedback import record_feedback
 from services.support.kb import add_article, remove_article, search_articles
 from services.support.models import Feedback
@@ -30,6 +35,7 @@ from services.support.schemas import (
     TicketPublic,
     TicketsCreate,
 )
+from shared.console import ConsoleUser, current_user
 from shared.storage import session_scope
 
 __all__ = ["router"]
@@ -133,12 +139,16 @@ def get_ticket(ticket_id: RowId) -> TicketDetail:
     status_code=status.HTTP_201_CREATED,
     response_model=FeedbackPublic,
 )
-def create_feedback(ticket_id: RowId, request: FeedbackCreate) -> FeedbackPublic:
-    """Accept, edit or reject the ticket's latest draft."""
+def create_feedback(
+    ticket_id: RowId, request: FeedbackCreate, user: Annotated[ConsoleUser, Depends(current_user)]
+) -> FeedbackPublic:
+    """Accept, edit or reject the ticket's latest draft, as the signed-in user."""
     try:
-        feedback_id = record_feedback(ticket_id, request)
+        feedback_id = record_feedback(ticket_id, request, agent=user.username)
     except (TicketNotFoundError, DraftNotFoundError) as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None
+    except EmptyDraftError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
     with session_scope() as session:
         return FeedbackPublic.model_validate(session.get(Feedback, feedback_id))
 

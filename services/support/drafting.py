@@ -2,23 +2,30 @@
 
 The prompt holds the ticket's intent, the numbered passages and the masked
 customer text; the passages are trimmed first when the prompt would not fit
-the model's context. A grounding check compares the draft with its passages;
-a draft that fails it, or any drafter error, falls back to the best passage
-with its known slots filled, marked as such.
+the model's context. A grounding check compares the draft with the passages in
+its prompt. A draft that passes keeps kind ``generated``. A draft that fails,
+or any drafter error, falls back to the best passage (kind ``fallback``). With
+no passage at all there is nothing to fall back to: the result has kind
+``no_answer``, no text, and sends the ticket to the human queue. Slots are
+filled in every reply from the settings and from the ticket itself.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from contextlib import closing
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from services.support.knowledge import fill_slots
+from services.support.errors import DraftCancelledError
+from services.support.knowledge import fill_slots, find_ticket_slot_values
+from services.support.models import DRAFT_KIND_FALLBACK, DRAFT_KIND_GENERATED, DRAFT_KIND_NO_ANSWER
 from services.support.store import PassageRecord
 from shared.errors import DiptychError, ModelVersionNotFoundError
 from shared.generation import FittedPrompt, TextGenerator, load_generator
@@ -30,6 +37,7 @@ __all__ = [
     "DraftResult",
     "Grounding",
     "build_draft_prompt",
+    "build_slot_values",
     "build_ticket_block",
     "check_grounding",
     "draft_replies",
@@ -47,9 +55,6 @@ DRAFT_INSTRUCTIONS = (
 )
 _SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+|\n+")
 _CITATION = re.compile(r"\[(\d{1,2})\]")
-_ORDER_NUMBER = re.compile(
-    r"\b(?:order|ord)[\s#:.-]*(?:number|no\.?)?[\s#:.-]*([A-Z0-9-]{4,20}\d)", re.I
-)
 
 
 @dataclass(frozen=True)
@@ -144,11 +149,13 @@ def draft_replies(
         tickets: (masked text, intent, passages) per ticket.
         drafter: The causal LM; by default `load_drafter()`.
         embedder: Sentence embedder of the grounding check.
-        slot_values: Known slot values for the fallback; by default the settings'.
+        slot_values: Known slot values; by default the settings'. Values the
+            ticket states itself (its order number) take precedence.
 
     Returns:
         One result per ticket. A drafter failure or an ungrounded draft gives a
-        fallback result instead of an error.
+        ``fallback`` result, or a ``no_answer`` one when the ticket has no
+        passage, instead of an error.
     """
     embedder = embedder or load_text_embedder(None)
     try:
@@ -172,16 +179,10 @@ def draft_replies(
         tickets, prompts, generations, strict=True
     ):
         used = [passages[index] for index in prompt.passages_used]
-        result = _judge(
+        judged = _judge(
             generation, used, ticket=text, model=drafter.reference or "", embedder=embedder
         )
-        if result.kind == "fallback" or not generation.text.strip():
-            result = (
-                _fallback(text, passages, reason=result.fallback_reason, slot_values=slot_values)
-                if passages
-                else result
-            )
-        results.append(result)
+        results.append(_settle(judged, ticket=text, passages=passages, slot_values=slot_values))
     return results
 
 
@@ -193,17 +194,27 @@ def _judge(
     model: str,
     embedder: TextEmbedder,
 ) -> DraftResult:
+    """Check a draft against the passages its prompt held.
+
+    Returns:
+        The draft with kind ``generated`` when it passes, else with kind
+        ``fallback`` and the reason it failed, for `_settle` to replace.
+    """
     text = generation.text.strip()
     reason = _find_defect(text, finished=generation.finished) or _find_unsupported_number(
         text, ticket=ticket, passages=passages
     )
     grounding = check_grounding(text, passages, embedder=embedder) if text else Grounding(0.0, ())
     threshold = get_settings().support.grounding_threshold
-    if reason is None and passages and grounding.score < threshold:
+    if reason is None and not passages:
+        # A draft written without passages has nothing to be grounded in, whatever
+        # the threshold, so it is never sent as if it were checked.
+        reason = "no passage in the prompt to check the draft against"
+    elif reason is None and grounding.score < threshold:
         reason = f"grounding {grounding.score:.2f} below {threshold:.2f}"
     return DraftResult(
         text=text,
-        kind="fallback" if reason else "generated",
+        kind=DRAFT_KIND_FALLBACK if reason else DRAFT_KIND_GENERATED,
         model=model,
         citations=list(grounding.cited),
         grounding=grounding.score,
@@ -212,6 +223,38 @@ def _judge(
         finished=generation.finished,
         seconds=generation.seconds,
     )
+
+
+def _settle(
+    judged: DraftResult,
+    *,
+    ticket: str,
+    passages: Sequence[PassageRecord],
+    slot_values: Mapping[str, str] | None,
+) -> DraftResult:
+    """Fill the slots of a draft that passed, or replace a failed one."""
+    if judged.kind != DRAFT_KIND_GENERATED:
+        return _fallback(
+            ticket,
+            passages,
+            reason=judged.fallback_reason,
+            slot_values=slot_values,
+            rejected=judged,
+        )
+    filled, unfilled = fill_slots(judged.text, build_slot_values(ticket, slot_values))
+    return replace(judged, text=filled, details={"unfilled_slots": list(unfilled)})
+
+
+def build_slot_values(ticket: str, slot_values: Mapping[str, str] | None) -> dict[str, str]:
+    """Return the slot values for a reply to `ticket`.
+
+    The settings' values (or `slot_values`) come first. Values the ticket states
+    itself, such as its order number, replace them because they are specific
+    to this customer.
+    """
+    values = dict(get_settings().support.slot_values if slot_values is None else slot_values)
+    values.update(find_ticket_slot_values(ticket))
+    return values
 
 
 def _find_defect(text: str, *, finished: bool) -> str | None:
@@ -268,29 +311,43 @@ def check_grounding(
 
 
 def _fallback(
-    text: str,
+    ticket: str,
     passages: Sequence[PassageRecord],
     *,
     reason: str | None,
     slot_values: Mapping[str, str] | None,
+    rejected: DraftResult | None = None,
 ) -> DraftResult:
-    values = dict(get_settings().support.slot_values if slot_values is None else slot_values)
-    if match := _ORDER_NUMBER.search(text):
-        values.setdefault("Order Number", match.group(1))
+    """Return the best passage with its slots filled, or a ``no_answer`` result.
+
+    Args:
+        ticket: The masked ticket text, read for slot values.
+        passages: Every passage retrieved for the ticket, best first.
+        reason: Why the draft was not used.
+        slot_values: As in `draft_replies`.
+        rejected: The judged draft that failed, if the drafter wrote one.
+    """
     if not passages:
         return DraftResult(
             text="",
-            kind="fallback",
-            model="",
+            kind=DRAFT_KIND_NO_ANSWER,
+            model=rejected.model if rejected else "",
             citations=[],
             grounding=None,
-            fallback_reason=(reason or "") + "; no passage to fall back on",
+            fallback_reason=(
+                f"{reason or 'no draft'}; no passage was retrieved to fall back on, "
+                "so an agent must write the reply"
+            ),
+            n_new_tokens=rejected.n_new_tokens if rejected else 0,
+            finished=rejected.finished if rejected else True,
+            seconds=rejected.seconds if rejected else 0.0,
+            details={"rejected_text": rejected.text} if rejected and rejected.text else {},
         )
     best = passages[0]
-    filled, unfilled = fill_slots(best.text, values)
+    filled, unfilled = fill_slots(best.text, build_slot_values(ticket, slot_values))
     return DraftResult(
         text=filled,
-        kind="fallback",
+        kind=DRAFT_KIND_FALLBACK,
         model="",
         citations=[best.rank],
         grounding=1.0,
@@ -307,23 +364,40 @@ def stream_reply(
     on_piece: Callable[[str], None],
     drafter: TextGenerator | None = None,
     embedder: TextEmbedder | None = None,
+    stop: threading.Event | None = None,
 ) -> DraftResult:
     """Draft one reply, handing each text piece to `on_piece` as the drafter writes it.
 
+    Args:
+        text: The masked ticket text.
+        intent: The ticket's intent, if triage found one.
+        passages: The ticket's passages, best first.
+        on_piece: Called with each piece of text, in the drafter's thread.
+        drafter: The causal LM; by default `load_drafter()`.
+        embedder: Sentence embedder of the grounding check.
+        stop: Checked before each piece; once set, generation stops after the
+            current token.
+
     Returns:
         The judged draft, exactly as `draft_replies` would judge it: a failed
-        grounding check or a drafter error gives the fallback.
+        grounding check or a drafter error gives the fallback, or ``no_answer``
+        without passages.
+
+    Raises:
+        DraftCancelledError: If `stop` was set before the draft was finished.
     """
     embedder = embedder or load_text_embedder(None)
+    stop = stop or threading.Event()
     started = time.perf_counter()
     try:
         drafter = drafter or load_drafter()
         max_new_tokens = reply_budget(drafter)
         prompt = build_draft_prompt(drafter, text, intent, passages)
-        pieces = []
-        for piece in drafter.stream(prompt.text, max_new_tokens=max_new_tokens):
-            pieces.append(piece)
-            on_piece(piece)
+        pieces = _collect_pieces(
+            drafter, prompt.text, max_new_tokens=max_new_tokens, on_piece=on_piece, stop=stop
+        )
+    except DraftCancelledError:
+        raise
     except (DiptychError, ValueError) as exc:
         logger.error("drafter failed while streaming error=%s", exc)
         return _fallback(text, passages, reason=f"drafter error: {exc}", slot_values=None)
@@ -336,10 +410,31 @@ def stream_reply(
         seconds=time.perf_counter() - started,
     )
     used = [passages[index] for index in prompt.passages_used]
-    result = _judge(generation, used, ticket=text, model=drafter.reference or "", embedder=embedder)
-    if result.kind == "fallback" and passages:
-        return _fallback(text, passages, reason=result.fallback_reason, slot_values=None)
-    return result
+    judged = _judge(generation, used, ticket=text, model=drafter.reference or "", embedder=embedder)
+    return _settle(judged, ticket=text, passages=passages, slot_values=None)
+
+
+def _collect_pieces(
+    drafter: TextGenerator,
+    prompt: str,
+    *,
+    max_new_tokens: int,
+    on_piece: Callable[[str], None],
+    stop: threading.Event,
+) -> list[str]:
+    pieces: list[str] = []
+    # Closing the stream stops `generate` after its current step and joins its thread.
+    with closing(drafter.stream(prompt, max_new_tokens=max_new_tokens)) as stream:
+        for piece in stream:
+            if stop.is_set():
+                break
+            pieces.append(piece)
+            on_piece(piece)
+    if stop.is_set():
+        raise DraftCancelledError(
+            f"drafting was stopped after {len(pieces)} pieces; nothing was stored"
+        )
+    return pieces
 
 
 @dataclass(frozen=True)

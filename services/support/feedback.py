@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from services.support import store
-from services.support.errors import DraftNotFoundError
+from services.support.errors import DraftNotFoundError, EmptyDraftError
 from services.support.kb import update_knowledge_index
 from services.support.models import Ticket
 from services.support.privacy import mask_pii
@@ -37,8 +37,13 @@ class FeedbackExport:
     n_replies: int
 
 
-def record_feedback(ticket_id: int, request: FeedbackCreate) -> int:
+def record_feedback(ticket_id: int, request: FeedbackCreate, *, agent: str) -> int:
     """Store an agent's verdict on the ticket's latest draft.
+
+    Args:
+        ticket_id: The ticket.
+        request: The verdict.
+        agent: User name of the signed-in agent (or API token holder) who gave it.
 
     Returns:
         The feedback row's id.
@@ -46,6 +51,7 @@ def record_feedback(ticket_id: int, request: FeedbackCreate) -> int:
     Raises:
         TicketNotFoundError: If the ticket does not exist.
         DraftNotFoundError: If the ticket has no draft yet.
+        EmptyDraftError: If `request` accepts a draft without text.
     """
     with session_scope() as session:
         ticket = store.get_ticket(session, ticket_id)
@@ -53,6 +59,11 @@ def record_feedback(ticket_id: int, request: FeedbackCreate) -> int:
         if draft is None:
             raise DraftNotFoundError(
                 f"Ticket {ticket_id!r} has no draft yet; wait until it is drafted."
+            )
+        if request.action == "accept" and not draft.text.strip():
+            raise EmptyDraftError(
+                f"Draft {draft.id!r} of ticket {ticket_id!r} has no text (kind {draft.kind!r}); "
+                "write the reply and send it with action 'edit'."
             )
         final_text = mask_pii(request.final_text).text if request.final_text else None
         feedback = store.add_feedback(
@@ -62,14 +73,18 @@ def record_feedback(ticket_id: int, request: FeedbackCreate) -> int:
             final_text=final_text,
             reason=request.reason,
             corrected_intent=request.corrected_intent,
-            agent=request.agent,
+            agent=agent,
         )
         feedback_id = feedback.id
         answered = ticket if ticket.resolution else None
         if answered is not None:
             _index_answered(answered)
     logger.info(
-        "feedback stored ticket_id=%s draft_id=%s action=%s", ticket_id, draft.id, request.action
+        "feedback stored ticket_id=%s draft_id=%s action=%s agent=%s",
+        ticket_id,
+        draft.id,
+        request.action,
+        agent,
     )
     return feedback_id
 

@@ -2,7 +2,8 @@
 
 An article is an answer template. Placeholders written ``{{Order Number}}``
 stay in the text as slots; the drafter keeps them and `fill_slots` fills the
-ones whose values are known.
+ones whose values are known, from the settings or from the ticket itself
+(`find_ticket_slot_values`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import csv
 import json
 import logging
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -19,10 +21,12 @@ from shared.data import LabelledText
 from shared.errors import DataError
 
 __all__ = [
+    "ORDER_NUMBER_SLOTS",
     "SLOT_PATTERN",
     "build_bitext_articles",
     "fill_slots",
     "find_slots",
+    "find_ticket_slot_values",
     "read_article_file",
 ]
 
@@ -58,6 +62,50 @@ def fill_slots(text: str, values: Mapping[str, str]) -> tuple[str, tuple[str, ..
 
     filled = SLOT_PATTERN.sub(replace, text)
     return filled, tuple(dict.fromkeys(unfilled))
+
+
+ORDER_NUMBER_SLOTS = ("Order Number", "Order Number Anonymized")
+"""Slot names that stand for the customer's order number; Bitext articles use both."""
+
+# An order number named as such: "order 12345", "order number: 778899",
+# "purchase no. A-1", "订单号 12345", "订单编号：A-99812". The link words between
+# the name and the value are optional; the value needs a digit (checked below).
+_NAMED_ORDER_NUMBER = re.compile(
+    r"(?:(?<![a-z])(?:order|purchase)s?(?![a-z])"
+    r"(?:\s*(?:number|num|no\.?|id|ref(?:erence)?|code)(?![a-z]))?"
+    r"|(?:订单|订货单|單號|单号|訂單)(?:编号|編號|号码|號碼|号|號|编码|id)?)"
+    r"(?:\s*(?:is|was|是|为|為|[:#=]))*\s*#?"
+    r"(?P<value>[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)(?![a-z0-9])",
+    re.IGNORECASE,
+)
+# An order number written alone: "#A-99812", "ORD-55821".
+_BARE_ORDER_NUMBER = re.compile(
+    r"(?:(?<![\w#])#|(?<![\w-])(?=ord))(?P<value>[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)(?![\w-])",
+    re.IGNORECASE,
+)
+_MIN_ORDER_NUMBER_DIGITS = 3
+
+
+def find_ticket_slot_values(text: str) -> dict[str, str]:
+    """Return the slot values a ticket states itself: its order number, if any.
+
+    Full-width digits and letters are read as ASCII ("订单号１２３４５" gives
+    ``12345``). A candidate needs at least three digits and four characters, so
+    "order 2 items" and "order #1" give nothing. A number masked as personal data
+    (``[PHONE_1]``) is no value, so its slot stays for the agent to fill.
+
+    Returns:
+        Each name in `ORDER_NUMBER_SLOTS` mapped to the first order number found,
+        or an empty dict.
+    """
+    folded = unicodedata.normalize("NFKC", text)
+    for pattern in (_NAMED_ORDER_NUMBER, _BARE_ORDER_NUMBER):
+        for match in pattern.finditer(folded):
+            value = match.group("value")
+            digits = sum(char.isdigit() for char in value)
+            if digits >= _MIN_ORDER_NUMBER_DIGITS and len(value) >= 4:
+                return dict.fromkeys(ORDER_NUMBER_SLOTS, value)
+    return {}
 
 
 _ECHOED_NUMBER = re.compile(r"\b[A-Za-z#-]*\d[\dA-Za-z-]{3,}\b")

@@ -31,7 +31,12 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from shared.storage.base import Base
 
 __all__ = [
+    "ANSWERED_STATUSES",
     "ARTICLE_SOURCES",
+    "DRAFT_KINDS",
+    "DRAFT_KIND_FALLBACK",
+    "DRAFT_KIND_GENERATED",
+    "DRAFT_KIND_NO_ANSWER",
     "FEEDBACK_ACTIONS",
     "TICKET_STATUSES",
     "Article",
@@ -53,8 +58,17 @@ TICKET_STATUSES: tuple[TicketStatus, ...] = (
     "answered",
     "closed",
 )
+ANSWERED_STATUSES: tuple[TicketStatus, ...] = ("answered", "closed")
+"""Statuses of a ticket whose reply is sent; such a ticket gets no new draft."""
 ARTICLE_SOURCES = ("bitext", "markdown", "csv", "jsonl", "api")
 FEEDBACK_ACTIONS = ("accept", "edit", "reject")
+DRAFT_KIND_GENERATED = "generated"
+"""Written by the drafter and grounded in its passages."""
+DRAFT_KIND_FALLBACK = "fallback"
+"""The best passage, used because the drafter failed or its draft was not grounded."""
+DRAFT_KIND_NO_ANSWER = "no_answer"
+"""No usable draft and no passage to fall back on; the ticket needs an agent's reply."""
+DRAFT_KINDS = (DRAFT_KIND_GENERATED, DRAFT_KIND_FALLBACK, DRAFT_KIND_NO_ANSWER)
 
 
 def _now_column() -> Mapped[dt.datetime]:
@@ -143,7 +157,10 @@ class Passage(Base):
 
 
 class Draft(Base):
-    """A reply drafted for a ticket, generated or taken from the best passage."""
+    """A reply drafted for a ticket: generated, taken from the best passage, or none.
+
+    `kind` is one of `DRAFT_KINDS`; a ``no_answer`` draft has empty `text`.
+    """
 
     __tablename__ = "support_drafts"
     __table_args__ = (UniqueConstraint("ticket_id", "revision", name="uq_support_drafts_revision"),)

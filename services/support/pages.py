@@ -9,22 +9,27 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Path, Query, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from services.support import store
-from services.support.errors import DraftNotFoundError, KnowledgeBaseError, TicketNotFoundError
+from services.support.errors import (
+    DraftNotFoundError,
+    EmptyDraftError,
+    KnowledgeBaseError,
+    TicketNotFoundError,
+)
 from services.support.feedback import record_feedback
 from services.support.kb import search_articles
 from services.support.models import TICKET_STATUSES
 from services.support.reveal import RevealedTicket, reveal_ticket
 from services.support.schemas import MAX_ROW_ID, MAX_TICKET_CHARS, FeedbackCreate
 from services.support.streaming import load_draft_request, stream_draft_events
-from shared.console import ConsoleUser, render_page, require_role
+from shared.console import ConsoleUser, is_shutting_down, render_page, require_role
 from shared.errors import ConfigurationError
 from shared.settings import get_settings
 from shared.storage import session_scope
 
-__all__ = ["QueueFilters", "parse_queue_filters", "router"]
+__all__ = ["QueueFilters", "QueueQuery", "parse_queue_filters", "router"]
 
 logger = logging.getLogger(__name__)
 
@@ -78,22 +83,22 @@ def parse_queue_filters(form: dict[str, str]) -> QueueFilters:
     return QueueFilters(form=form, filters=filters, errors=errors)
 
 
-FilterValue = Annotated[str, Query(max_length=200)]
+class QueueQuery(BaseModel):
+    """The queue's filter form as sent in the query string, before it is parsed.
+
+    The queue page and its row refresh share it, so both accept the same filters.
+    """
+
+    status: str = Field(default="", max_length=16)
+    intent: str = Field(default="", max_length=200)
+    out_of_scope: str = Field(default="", max_length=200)
+    needs_human: str = Field(default="", max_length=200)
+    min_confidence: str = Field(default="", max_length=200)
+    max_confidence: str = Field(default="", max_length=200)
 
 
-def _queue_context(
-    status_: str, intent: str, out_of_scope: str, needs_human: str, low: str, high: str
-) -> dict[str, Any]:
-    parsed = parse_queue_filters(
-        {
-            "status": status_,
-            "intent": intent,
-            "out_of_scope": out_of_scope,
-            "needs_human": needs_human,
-            "min_confidence": low,
-            "max_confidence": high,
-        }
-    )
+def _queue_context(query: QueueQuery) -> dict[str, Any]:
+    parsed = parse_queue_filters(query.model_dump())
     with session_scope() as session:
         tickets = store.list_tickets(session, parsed.filters, limit=QUEUE_PAGE_SIZE)
         total = store.count_tickets(session, parsed.filters)
@@ -111,37 +116,15 @@ def _queue_context(
 
 
 @router.get("", response_class=HTMLResponse)
-def queue_page(
-    request: Request,
-    status_: Annotated[str, Query(alias="status", max_length=16)] = "",
-    intent: FilterValue = "",
-    out_of_scope: FilterValue = "",
-    needs_human: FilterValue = "",
-    min_confidence: FilterValue = "",
-    max_confidence: FilterValue = "",
-) -> HTMLResponse:
+def queue_page(request: Request, query: Annotated[QueueQuery, Query()]) -> HTMLResponse:
     """Show the ticket queue with its filters."""
-    context = _queue_context(
-        status_, intent, out_of_scope, needs_human, min_confidence, max_confidence
-    )
-    return render_page(request, "support/queue.html", context)
+    return render_page(request, "support/queue.html", _queue_context(query))
 
 
 @router.get("/queue/rows", response_class=HTMLResponse)
-def queue_rows(
-    request: Request,
-    status_: Annotated[str, Query(alias="status", max_length=16)] = "",
-    intent: FilterValue = "",
-    out_of_scope: FilterValue = "",
-    needs_human: FilterValue = "",
-    min_confidence: FilterValue = "",
-    max_confidence: FilterValue = "",
-) -> HTMLResponse:
+def queue_rows(request: Request, query: Annotated[QueueQuery, Query()]) -> HTMLResponse:
     """Return the queue's table rows, which the queue page reloads every few seconds."""
-    context = _queue_context(
-        status_, intent, out_of_scope, needs_human, min_confidence, max_confidence
-    )
-    return render_page(request, "support/_queue_rows.html", context)
+    return render_page(request, "support/_queue_rows.html", _queue_context(query))
 
 
 def _ticket_context(ticket_id: int) -> dict[str, Any]:
@@ -190,15 +173,27 @@ def reveal_page(
 
 
 @router.get("/tickets/{ticket_id}/draft/stream")
-def stream_draft(ticket_id: TicketId, user: Annotated[ConsoleUser, Depends(agent)]) -> Response:
-    """Write a new draft and send it piece by piece as server-sent events."""
+def stream_draft(
+    request: Request, ticket_id: TicketId, user: Annotated[ConsoleUser, Depends(agent)]
+) -> Response:
+    """Write a new draft and send it piece by piece as server-sent events.
+
+    An answered or closed ticket gets no new draft: the stream sends its reply once.
+    """
     try:
         draft_request = load_draft_request(ticket_id)
     except TicketNotFoundError as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None
-    logger.info("streamed draft started ticket_id=%s user_id=%s", ticket_id, user.id)
+
+    async def should_stop() -> bool:
+        return is_shutting_down(request) or await request.is_disconnected()
+
+    if draft_request.is_answered:
+        logger.info("streamed draft not written, ticket answered ticket_id=%s", ticket_id)
+    else:
+        logger.info("streamed draft started ticket_id=%s user_id=%s", ticket_id, user.id)
     return StreamingResponse(
-        stream_draft_events(draft_request),
+        stream_draft_events(draft_request, should_stop=should_stop),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
@@ -227,11 +222,13 @@ def feedback_form(
             final_text=final_text or None,
             reason=reason or None,
             corrected_intent=corrected_intent.strip() or None,
-            agent=user.username,
         )
-        record_feedback(ticket_id, feedback)
+        record_feedback(ticket_id, feedback, agent=user.username)
     except ValidationError:
         context["error"] = f"invalid-{action}" if action in ("edit", "reject") else "invalid"
+        return render_page(request, "support/ticket.html", context, status_code=422)
+    except EmptyDraftError:
+        context["error"] = "empty-draft"
         return render_page(request, "support/ticket.html", context, status_code=422)
     except (TicketNotFoundError, DraftNotFoundError) as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None

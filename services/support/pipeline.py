@@ -18,8 +18,12 @@ from sqlalchemy.orm import Session
 from services.support import store
 from services.support.cleaning import TicketTextError, clean_text
 from services.support.drafting import DraftResult, draft_replies
-from services.support.errors import KnowledgeBaseError, TicketNotFoundError
-from services.support.models import Ticket
+from services.support.errors import (
+    KnowledgeBaseError,
+    TicketAnsweredError,
+    TicketNotFoundError,
+)
+from services.support.models import ANSWERED_STATUSES, Draft, Ticket
 from services.support.privacy import PiiVault, mask_pii
 from services.support.retrieval import KnowledgeIndex, load_knowledge_index
 from services.support.schemas import MAX_TICKET_CHARS, TicketCreate
@@ -203,10 +207,22 @@ def _draft_input(
 
 def _store_draft(session: Session, ticket_id: int, result: DraftResult) -> int:
     ticket = store.get_ticket(session, ticket_id)
-    draft = store.save_draft(
+    draft = _save_result(session, ticket, revision=1, result=result)
+    if draft is None:
+        return 0
+    logger.info(
+        "ticket drafted ticket_id=%s kind=%s tokens=%d", ticket_id, result.kind, result.n_new_tokens
+    )
+    return 1
+
+
+def _save_result(
+    session: Session, ticket: Ticket, *, revision: int, result: DraftResult
+) -> Draft | None:
+    return store.save_draft(
         session,
         ticket,
-        revision=1,
+        revision=revision,
         text=result.text,
         kind=result.kind,
         model=result.model,
@@ -218,12 +234,6 @@ def _store_draft(session: Session, ticket_id: int, result: DraftResult) -> int:
         seconds=result.seconds,
         details=result.details,
     )
-    if draft is None:
-        return 0
-    logger.info(
-        "ticket drafted ticket_id=%s kind=%s tokens=%d", ticket_id, result.kind, result.n_new_tokens
-    )
-    return 1
 
 
 def save_streamed_draft(ticket_id: int, result: DraftResult) -> int | None:
@@ -231,6 +241,10 @@ def save_streamed_draft(ticket_id: int, result: DraftResult) -> int | None:
 
     Returns:
         The new draft's id, or ``None`` when the ticket no longer exists.
+
+    Raises:
+        TicketAnsweredError: If the ticket was answered or closed while the
+            draft was written; nothing is stored then.
     """
     # Two agents may stream the same ticket at once; the loser of a revision race
     # takes the next number instead of failing.
@@ -240,20 +254,16 @@ def save_streamed_draft(ticket_id: int, result: DraftResult) -> int | None:
                 ticket = store.get_ticket(session, ticket_id)
             except TicketNotFoundError:
                 return None
-            draft = store.save_draft(
+            if ticket.status in ANSWERED_STATUSES:
+                raise TicketAnsweredError(
+                    f"Ticket {ticket_id!r} was {ticket.status} while the draft was written; "
+                    "its reply is sent, so the draft was not stored."
+                )
+            draft = _save_result(
                 session,
                 ticket,
                 revision=store.count_drafts(session, ticket_id) + 1,
-                text=result.text,
-                kind=result.kind,
-                model=result.model,
-                citations=result.citations,
-                grounding=result.grounding,
-                fallback_reason=result.fallback_reason,
-                n_new_tokens=result.n_new_tokens,
-                finished=result.finished,
-                seconds=result.seconds,
-                details=result.details,
+                result=result,
             )
             if draft is not None:
                 logger.info(

@@ -104,7 +104,11 @@ class DraftPublic(BaseModel):
     ticket_id: int
     revision: int
     text: str
-    kind: str = Field(description="`generated` by the drafter or `fallback` to the best passage.")
+    kind: str = Field(
+        description="`generated` by the drafter, `fallback` to the best passage, or "
+        "`no_answer` when there was no passage to fall back on (empty `text`; the ticket "
+        "goes to the human queue)."
+    )
     model: str
     citations: list[int] = Field(description="Ranks of the passages the draft draws on.")
     grounding: float | None
@@ -122,7 +126,7 @@ class TicketDetail(TicketPublic):
 
 
 class FeedbackCreate(BaseModel):
-    """An agent's verdict on a draft."""
+    """An agent's verdict on a draft; the signed-in user is recorded as the agent."""
 
     action: Literal["accept", "edit", "reject"]
     final_text: str | None = Field(
@@ -136,7 +140,6 @@ class FeedbackCreate(BaseModel):
     corrected_intent: str | None = Field(
         default=None, max_length=200, description="The right intent when triage got it wrong."
     )
-    agent: str = Field(default="", max_length=200, description="Who gave the feedback.")
 
     @model_validator(mode="after")
     def _check_action_fields(self) -> FeedbackCreate:
@@ -159,7 +162,7 @@ class FeedbackPublic(BaseModel):
     final_text: str | None
     reason: str | None
     corrected_intent: str | None
-    agent: str
+    agent: str = Field(description="User name of the agent who gave the feedback.")
 
 
 class ArticleBase(BaseModel):

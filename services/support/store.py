@@ -13,7 +13,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from services.support.errors import DraftNotFoundError, TicketNotFoundError
-from services.support.models import Article, Draft, Feedback, Message, Passage, PiiReveal, Ticket
+from services.support.models import (
+    DRAFT_KIND_NO_ANSWER,
+    Article,
+    Draft,
+    Feedback,
+    Message,
+    Passage,
+    PiiReveal,
+    Ticket,
+)
 from shared.data import normalize_text
 
 __all__ = [
@@ -227,6 +236,8 @@ def get_passages(session: Session, ticket_id: int) -> list[Passage]:
 def save_draft(session: Session, ticket: Ticket, **fields: Any) -> Draft | None:
     """Store a ticket's draft under revision ``fields.get('revision', 1)``.
 
+    A ``no_answer`` draft also puts the ticket in the human queue.
+
     Returns:
         The new draft, or ``None`` when that revision already exists (a repeated step).
     """
@@ -239,6 +250,8 @@ def save_draft(session: Session, ticket: Ticket, **fields: Any) -> Draft | None:
         return None
     if ticket.status in ("new", "triaged", "retrieved"):
         ticket.status = "drafted"
+    if draft.kind == DRAFT_KIND_NO_ANSWER:
+        ticket.needs_human = True
     return draft
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any
 
 import torch
@@ -45,7 +45,7 @@ def iter_streamed_text(
     *,
     inputs: dict[str, torch.Tensor],
     generation_config: GenerationConfig,
-) -> Iterator[str]:
+) -> Generator[str, None, None]:
     """Yield the decoded text of one prompt's new tokens as they are generated.
 
     The generation thread starts on the first `next()`. Closing the iterator

@@ -13,7 +13,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -273,7 +273,7 @@ class TextGenerator:
         do_sample: bool = False,
         temperature: float = 1.0,
         top_p: float = 1.0,
-    ) -> Iterator[str]:
+    ) -> Generator[str, None, None]:
         """Yield the reply to one prompt in text pieces as the tokens are generated.
 
         With greedy decoding, the pieces joined and stripped equal the text that

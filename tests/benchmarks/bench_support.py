@@ -137,34 +137,25 @@ def _build_kb(splits: Any) -> None:
 
 
 def _stage_retrieval(splits: Any, args: argparse.Namespace) -> list[dict[str, Any]]:
+    from services.support.evaluation import evaluate_retrieval
     from services.support.privacy import mask_pii
     from services.support.retrieval import load_knowledge_index
     from services.support.triage import classify_texts
-    from shared.storage import session_scope
 
     _build_kb(splits)
     index = load_knowledge_index()
     texts = [mask_pii(example.text).text for example in splits.test]
+    gold = [example.label for example in splits.test]
     predicted = [result.intent for result in classify_texts(texts)]
     rows = []
-    for name, intents in (
-        ("retrieval-intent-boost", predicted),
-        ("retrieval-text-only", [None] * len(texts)),
-    ):
-        ranks = []
-        with session_scope() as session:
-            for example, text, intent in zip(splits.test, texts, intents, strict=True):
-                passages = index.search(session, text, intent=intent, k_articles=5)
-                hit = next((p.rank for p in passages if p.intent == example.label), None)
-                ranks.append(hit)
-        recall = float(np.mean([rank is not None for rank in ranks]))
-        mrr = float(np.mean([1.0 / rank if rank else 0.0 for rank in ranks]))
+    for name, intents in (("retrieval-intent-boost", predicted), ("retrieval-text-only", None)):
+        scores = evaluate_retrieval(index, texts, gold, predicted_intents=intents, k=5)
         rows.append(
             {
                 "name": name,
-                "recall_at_5": round(recall, 4),
-                "mrr_at_5": round(mrr, 4),
-                "n_test": len(texts),
+                "recall_at_5": round(scores.recall, 4),
+                "mrr_at_5": round(scores.mrr, 4),
+                "n_test": scores.n_tickets,
                 "n_articles": len(index.articles),
             }
         )
@@ -221,21 +212,10 @@ def _draft_inputs(splits: Any, n: int) -> list[tuple[Any, str, str | None, list[
 
 
 def _score(drafts: list[str], references: list[str]) -> dict[str, float]:
-    from rouge_score import rouge_scorer
+    from services.support.evaluation import score_drafts
 
-    from shared.retrieval import load_text_embedder
-
-    embedder = load_text_embedder(None)
-    a = embedder.encode(drafts)
-    b = embedder.encode(references)
-    cosine = float(np.mean(np.sum(a * b, axis=1)))
-    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
-    rouge = float(
-        np.mean(
-            [scorer.score(r, d)["rougeL"].fmeasure for d, r in zip(drafts, references, strict=True)]
-        )
-    )
-    return {"mean_cosine": round(cosine, 4), "rouge_l": round(rouge, 4)}
+    scores = score_drafts(drafts, references)
+    return {"mean_cosine": round(scores.mean_cosine, 4), "rouge_l": round(scores.rouge_l, 4)}
 
 
 def _generate(reference: str, inputs: list[Any]) -> tuple[list[Any], float]:

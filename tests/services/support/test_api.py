@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 from fastapi.testclient import TestClient
 
 from services.support.api import router
 from shared.api import install_error_handlers
+from shared.console import ConsoleUser
 from tests.services.support.conftest import SupportModels
+
+AGENT = ConsoleUser(id=7, username="amy", role="agent")
 
 
 @pytest.fixture
 def client(support_env: SupportModels, knowledge_base: int) -> Iterator[TestClient]:
-    """The support router as the console mounts it, under /api/v1."""
+    """The support router as the console mounts it, under /api/v1, signed in as amy."""
     app = FastAPI()
     install_error_handlers(app)
+
+    @app.middleware("http")
+    async def sign_in(request: Request, call_next: Callable[[Request], Awaitable[Response]]):
+        # The console's AuthMiddleware puts the signed-in user here.
+        request.state.user = AGENT
+        return await call_next(request)
+
     app.include_router(router, prefix="/api/v1")
     with TestClient(app) as test_client:
         yield test_client
@@ -49,9 +59,10 @@ def test_feedback_routes_validate_the_action(client: TestClient) -> None:
     url = f"/api/v1/support/tickets/{ticket_id}/feedback"
     assert client.post(url, json={"action": "reject"}).status_code == 422
     assert client.post(url, json={"action": "edit", "final_text": " "}).status_code == 422
-    stored = client.post(url, json={"action": "edit", "final_text": "Refund sent.", "agent": "amy"})
+    stored = client.post(url, json={"action": "edit", "final_text": "Refund sent."})
     assert stored.status_code == 201
     assert stored.json()["action"] == "edit"
+    assert stored.json()["agent"] == "amy"
     assert client.get(f"/api/v1/support/tickets/{ticket_id}").json()["status"] == "answered"
     missing = client.post("/api/v1/support/tickets/99999/feedback", json={"action": "accept"})
     assert missing.status_code == 404
@@ -107,6 +118,17 @@ def test_batch_intake_refuses_bad_items_and_keeps_the_rest(client: TestClient) -
     items = response.json()
     assert [item["error"] is None for item in items] == [True, False, True]
     assert "empty" in items[1]["error"]
+
+
+def test_feedback_records_signed_in_agent(client: TestClient) -> None:
+    """The agent is whoever is signed in; a name in the body is ignored."""
+    ticket_id = client.post("/api/v1/support/tickets", json={"text": "refund please"}).json()["id"]
+    response = client.post(
+        f"/api/v1/support/tickets/{ticket_id}/feedback",
+        json={"action": "reject", "reason": "wrong tone", "agent": "mallory"},
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["agent"] == "amy"
 
 
 def test_queue_filters(client: TestClient) -> None:

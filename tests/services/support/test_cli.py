@@ -62,7 +62,7 @@ def test_support_commands_from_knowledge_base_to_export(
     assert "Intent: cancel_order" in asked.output
     assert "Open {{Order Page}}" in asked.output
 
-    record_feedback(1, FeedbackCreate(action="accept", agent="amy"))
+    record_feedback(1, FeedbackCreate(action="accept"), agent="amy")
     exported = _invoke(runner, "support", "export-feedback", "--output", str(tmp_path / "out"))
     assert exported.exit_code == 0, exported.output
     rows = (tmp_path / "out" / "intents.jsonl").read_text().splitlines()

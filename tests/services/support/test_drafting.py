@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from services.support.drafting import _fallback, _find_defect, check_grounding
+from services.support.drafting import (
+    DraftResult,
+    _fallback,
+    _find_defect,
+    _judge,
+    _StreamedGeneration,
+    check_grounding,
+)
 from services.support.store import PassageRecord
 from shared.retrieval import TextEmbedder, load_text_embedder
+from shared.settings import reset_settings
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +96,101 @@ def test_fallback_fills_known_slots_and_reports_the_rest() -> None:
     assert result.kind == "fallback"
     assert result.details == {"unfilled_slots": ["Website URL"]}
     assert result.fallback_reason == "grounding 0.20"
+
+
+SLOTTED_PASSAGE = PassageRecord(
+    rank=1,
+    kind="article",
+    source_id=4,
+    score=0.9,
+    text="We cancelled order {{Order Number}}. Questions? Call {{Customer Support Phone Number}}.",
+)
+
+
+@pytest.mark.parametrize(
+    ("ticket", "order_number"),
+    [
+        ("Please cancel order 12345", "12345"),
+        ("Cancel #A-99812 now", "A-99812"),
+        ("order number: 778899, cancel it", "778899"),
+        ("请取消订单号 12345", "12345"),
+    ],
+)
+def test_fallback_fills_the_order_number_the_ticket_states(ticket: str, order_number: str) -> None:
+    """The ticket's order number fills its slot; a slot without a value stays readable."""
+    result = _fallback(ticket, [SLOTTED_PASSAGE], reason="grounding 0.10", slot_values={})
+    assert result.text == (
+        f"We cancelled order {order_number}. Questions? Call {{{{Customer Support Phone Number}}}}."
+    )
+    assert result.details == {"unfilled_slots": ["Customer Support Phone Number"]}
+
+
+def test_fallback_prefers_ticket_order_number() -> None:
+    """A configured value is the company's; the one in the ticket is this customer's."""
+    result = _fallback(
+        "Cancel order 55555",
+        [SLOTTED_PASSAGE],
+        reason="grounding 0.10",
+        slot_values={"Order Number": "00000", "Customer Support Phone Number": "+1 555 0100"},
+    )
+    assert result.text == "We cancelled order 55555. Questions? Call +1 555 0100."
+
+
+def test_fallback_without_passages_is_no_answer() -> None:
+    """With nothing to fall back on, the rejected draft is kept out of the reply."""
+    rejected = DraftResult(
+        text="Your order ships tomorrow.",
+        kind="fallback",
+        model="tiny-drafter",
+        citations=[],
+        grounding=0.0,
+        fallback_reason="no passage in the prompt to check the draft against",
+        n_new_tokens=6,
+    )
+    result = _fallback(
+        "Where is order 12345?",
+        [],
+        reason=rejected.fallback_reason,
+        slot_values={},
+        rejected=rejected,
+    )
+    assert result.kind == "no_answer"
+    assert result.text == ""
+    assert result.citations == []
+    assert result.grounding is None
+    assert "no passage was retrieved" in (result.fallback_reason or "")
+    assert result.details == {"rejected_text": "Your order ships tomorrow."}
+    assert result.model == "tiny-drafter"
+
+
+@pytest.mark.parametrize("threshold", ["0.5", "0.0"])
+def test_judge_fails_a_draft_without_passages(
+    embedder: TextEmbedder, monkeypatch: pytest.MonkeyPatch, threshold: str
+) -> None:
+    """A draft whose prompt held no passage is ungrounded, even with the check at 0."""
+    monkeypatch.setenv("DIPTYCH_SUPPORT__GROUNDING_THRESHOLD", threshold)
+    reset_settings()
+    generation = _StreamedGeneration(
+        text="Open Order History and press Cancel.", n_new_tokens=8, finished=True, seconds=0.1
+    )
+    judged = _judge(generation, [], ticket="cancel my order", model="m", embedder=embedder)
+    assert judged.kind == "fallback"
+    assert judged.fallback_reason == "no passage in the prompt to check the draft against"
+    assert judged.grounding == 0.0
+    assert judged.citations == []
+
+
+def test_judge_passes_a_grounded_draft(embedder: TextEmbedder) -> None:
+    generation = _StreamedGeneration(
+        text="Open Order History and press Cancel next to the order.",
+        n_new_tokens=12,
+        finished=True,
+        seconds=0.1,
+    )
+    judged = _judge(generation, PASSAGES, ticket="cancel my order", model="m", embedder=embedder)
+    assert judged.kind == "generated"
+    assert judged.fallback_reason is None
+    assert judged.citations == [1]
 
 
 def test_find_unsupported_number_flags_numbers_from_nowhere() -> None:

@@ -11,6 +11,7 @@ from services.support.knowledge import (
     build_bitext_articles,
     fill_slots,
     find_slots,
+    find_ticket_slot_values,
     read_article_file,
 )
 from shared.data import LabelledText
@@ -30,6 +31,50 @@ def test_fill_slots_leaves_unknown_slots_for_the_agent() -> None:
     )
     assert filled == "Order A-1234 ships from {{Company Name}}."
     assert unfilled == ("Company Name",)
+
+
+@pytest.mark.parametrize(
+    ("ticket", "order_number"),
+    [
+        ("Where is order 12345?", "12345"),
+        ("Please cancel my order #A-99812 today", "A-99812"),
+        ("Where is #A-99812?", "A-99812"),
+        ("My order number: 778899 has not arrived", "778899"),
+        ("Order No. 4417-22 is late", "4417-22"),
+        ("order ID 55555, thanks", "55555"),
+        ("my order is 12345", "12345"),
+        ("How do I cancel order ORD-55821?", "ORD-55821"),
+        ("ORD-55821 never came", "ORD-55821"),
+        ("cancel purchase 3707955617", "3707955617"),
+        ("订单号 12345 还没到", "12345"),
+        ("订单编号：A-99812，请取消", "A-99812"),
+        ("我的订单号是１２３４５６", "123456"),
+    ],
+)
+def test_find_ticket_slot_values_reads_order_numbers(ticket: str, order_number: str) -> None:
+    """The order number a ticket states fills both Bitext spellings of the slot."""
+    assert find_ticket_slot_values(ticket) == {
+        "Order Number": order_number,
+        "Order Number Anonymized": order_number,
+    }
+
+
+@pytest.mark.parametrize(
+    "ticket",
+    [
+        "I want to order 2 items",
+        "order #1 please",
+        "order 300 units",
+        "I placed an order on 2024-05-01",
+        "reorder 12345",
+        "my order [PHONE_1] is late",
+        "Where is my parcel?",
+        "",
+    ],
+)
+def test_find_ticket_slot_values_ignores_other_numbers(ticket: str) -> None:
+    """Quantities, dates, short numbers and masked values are no order number."""
+    assert find_ticket_slot_values(ticket) == {}
 
 
 def test_build_bitext_articles_deduplicates_responses_per_intent() -> None:

@@ -10,11 +10,15 @@ import pytest
 from sqlalchemy import select, text
 
 from services.support import store
+from services.support.drafting import DraftResult
+from services.support.errors import EmptyDraftError, TicketAnsweredError
 from services.support.feedback import export_feedback, record_feedback
+from services.support.kb import import_articles
 from services.support.models import PiiReveal
-from services.support.pipeline import process_tickets, store_ticket
+from services.support.pipeline import process_tickets, save_streamed_draft, store_ticket
 from services.support.reveal import reveal_ticket
 from services.support.schemas import FeedbackCreate, TicketCreate
+from services.support.store import ArticleRecord
 from shared.errors import GenerationError
 from shared.generation import TextGenerator
 from shared.storage import get_engine, session_scope
@@ -147,6 +151,105 @@ def test_ungrounded_draft_is_replaced_by_the_fallback(
         )
 
 
+def test_ticket_without_passages_goes_to_the_human_queue(support_env: SupportModels) -> None:
+    """No knowledge base, no passage: the draft states it and the ticket waits for an agent."""
+    ticket_id = _submit("Where is order 12345? It is two weeks late.")
+    process_tickets([ticket_id])
+    with session_scope() as session:
+        ticket = store.get_ticket(session, ticket_id)
+        draft = store.latest_draft(session, ticket_id)
+        assert store.get_passages(session, ticket_id) == []
+        assert draft is not None
+        assert draft.kind == "no_answer"
+        assert draft.text == ""
+        assert draft.citations == []
+        assert draft.grounding is None
+        assert "no passage was retrieved" in (draft.fallback_reason or "")
+        assert ticket.needs_human is True
+        assert ticket.status == "drafted"
+
+
+@pytest.fixture
+def order_article(support_env: SupportModels) -> str:
+    """A knowledge base of one article with the `{{Order Number}}` slot."""
+    body = (
+        "We have cancelled order {{Order Number}} as you asked. The refund reaches your "
+        "card within five business days."
+    )
+    import_articles([ArticleRecord(body=body, source="markdown", title="Cancel an order")])
+    return body
+
+
+@pytest.mark.parametrize(
+    ("ticket", "order_number"),
+    [
+        ("Please cancel my order #A-99812, I ordered the wrong size.", "A-99812"),
+        ("请帮我取消订单，订单号 778899，谢谢", "778899"),
+    ],
+)
+def test_fallback_fills_the_order_number_from_the_ticket(
+    order_article: str, ticket: str, order_number: str
+) -> None:
+    """The random drafter fails the grounding check; its fallback names the customer's order."""
+    ticket_id = _submit(ticket)
+    process_tickets([ticket_id])
+    with session_scope() as session:
+        draft = store.latest_draft(session, ticket_id)
+        assert draft is not None
+        assert draft.kind == "fallback"
+        assert draft.text == order_article.replace("{{Order Number}}", order_number)
+        assert draft.details == {"unfilled_slots": []}
+
+
+def test_draft_whose_prompt_holds_no_passage_falls_back(
+    order_article: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ticket so long that no passage fits the prompt gets the fallback, not a 0.0 draft."""
+    monkeypatch.setenv("DIPTYCH_SUPPORT__MAX_PROMPT_TOKENS", "200")
+    from shared.settings import reset_settings
+
+    reset_settings()
+    filler = " ".join(["The parcel has not arrived and nobody answers my mails."] * 20)
+    ticket_id = _submit(f"Cancel order 31337 please. {filler}")
+    process_tickets([ticket_id])
+    with session_scope() as session:
+        draft = store.latest_draft(session, ticket_id)
+        assert len(store.get_passages(session, ticket_id)) == 1
+        assert draft is not None
+        assert draft.kind == "fallback"
+        assert draft.fallback_reason == "no passage in the prompt to check the draft against"
+        assert draft.text == order_article.replace("{{Order Number}}", "31337")
+
+
+def test_no_answer_draft_cannot_be_accepted(support_env: SupportModels) -> None:
+    """An empty draft is never sent: the agent writes the reply and sends it as an edit."""
+    ticket_id = _submit("Where is order 12345?")
+    process_tickets([ticket_id])
+    with pytest.raises(EmptyDraftError, match="action 'edit'"):
+        record_feedback(ticket_id, FeedbackCreate(action="accept"), agent="amy")
+    record_feedback(
+        ticket_id, FeedbackCreate(action="edit", final_text="It ships Friday."), agent="amy"
+    )
+    with session_scope() as session:
+        ticket = store.get_ticket(session, ticket_id)
+        assert ticket.status == "answered"
+        assert ticket.resolution == "It ships Friday."
+
+
+def test_late_streamed_draft_is_not_stored(support_env: SupportModels) -> None:
+    """A draft that finishes after the ticket was answered is dropped, not stored."""
+    ticket_id = _submit("Where is order 12345?")
+    process_tickets([ticket_id])
+    record_feedback(ticket_id, FeedbackCreate(action="edit", final_text="Sent."), agent="amy")
+    late = DraftResult(
+        text="Your order ships Friday.", kind="generated", model="m", citations=[1], grounding=0.9
+    )
+    with pytest.raises(TicketAnsweredError, match="was answered while the draft was written"):
+        save_streamed_draft(ticket_id, late)
+    with session_scope() as session:
+        assert store.count_drafts(session, ticket_id) == 1
+
+
 def test_export_feedback_writes_masked_training_data(
     support_env: SupportModels, knowledge_base: int, tmp_path: Path
 ) -> None:
@@ -155,11 +258,13 @@ def test_export_feedback_writes_masked_training_data(
     process_tickets([first, second])
     record_feedback(
         first,
-        FeedbackCreate(action="edit", final_text=f"Done, we wrote to {EMAIL}.", agent="amy"),
+        FeedbackCreate(action="edit", final_text=f"Done, we wrote to {EMAIL}."),
+        agent="amy",
     )
     record_feedback(
         second,
         FeedbackCreate(action="reject", reason="wrong intent", corrected_intent="track_order"),
+        agent="amy",
     )
     result = export_feedback(tmp_path / "out")
     intents = [json.loads(line) for line in result.intents_path.read_text().splitlines()]
@@ -178,7 +283,9 @@ def test_answered_ticket_is_retrieved_for_the_next_similar_one(
     """An accepted reply joins the resolved-ticket index without a rebuild."""
     first = _submit("My package never arrived, where is order 777?")
     process_tickets([first])
-    record_feedback(first, FeedbackCreate(action="edit", final_text="It ships Friday."))
+    record_feedback(
+        first, FeedbackCreate(action="edit", final_text="It ships Friday."), agent="amy"
+    )
     second = _submit("My package never arrived, where is order 778?")
     process_tickets([second])
     with session_scope() as session:
