@@ -34,9 +34,8 @@ def serve_command(
     ),
 ) -> None:
     """Start the web console and the REST API with uvicorn."""
-    import uvicorn
-
     from services.console.app import create_app
+    from services.console.serving import build_server
 
     settings = get_settings().console
     try:
@@ -44,14 +43,16 @@ def serve_command(
         app = create_app()
     except DiptychError as exc:
         raise fail(exc) from None
-    uvicorn.run(
+    server = build_server(
         app,
         host=host or settings.host,
         port=port or settings.port,
         proxy_headers=proxy_headers,
         forwarded_allow_ips=forwarded_allow_ips,
         log_level=get_settings().log_level.lower(),
+        timeout_graceful_shutdown=settings.shutdown_timeout_s,
     )
+    server.run()
 
 
 def _read_password(password_stdin: bool) -> str:
@@ -66,14 +67,21 @@ def create_command(
     username: str = typer.Option(..., help="Name the user signs in with."),
     role: str = typer.Option(..., help="One of: agent, analyst, admin."),
     language: str = typer.Option("en", help="Console language: en or zh_CN."),
-    timezone: str = typer.Option("UTC", help="IANA time zone the user reads times in."),
+    timezone: str = typer.Option(
+        "UTC", help="IANA time zone the user reads times in, e.g. Asia/Shanghai."
+    ),
     password_stdin: bool = typer.Option(
         False, help="Read the password from the first line of standard input, not a prompt."
     ),
 ) -> None:
     """Create a console user; the password is prompted for (or read with --password-stdin)."""
-    from services.console.auth import create_user
+    from services.console.auth import check_timezone, create_user
 
+    try:
+        # Checked before the password prompt, so a typo does not cost the typing.
+        check_timezone(timezone.strip())
+    except DiptychError as exc:
+        raise fail(exc) from None
     password = _read_password(password_stdin)
     try:
         ensure_database_ready()

@@ -10,6 +10,10 @@ The console authenticates every request and puts the signed-in user on
 ``request.state.user`` as a `ConsoleUser`. Routes declare who may use them
 with `require_role`; services never import the console itself.
 
+A response that can run long (a streamed draft) checks `is_shutting_down`
+between its pieces: the console sets that flag on the server's first stop
+signal, so such a response ends at once instead of holding up the shutdown.
+
 Pages render through `render_page`, which uses the console's
 ``request.app.state.templates`` (a ``Jinja2Templates`` with the i18n
 extension). A page template starts with ``{% extends "base.html" %}`` and
@@ -32,6 +36,7 @@ Example::
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -48,6 +53,7 @@ __all__ = [
     "ConsoleUser",
     "NavLink",
     "current_user",
+    "is_shutting_down",
     "load_console_plugins",
     "render_page",
     "require_role",
@@ -99,6 +105,16 @@ def current_user(request: Request) -> ConsoleUser:
     if not isinstance(user, ConsoleUser):
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "sign in first")
     return user
+
+
+def is_shutting_down(request: Request) -> bool:
+    """Return whether the server hosting the app has begun to shut down.
+
+    The console keeps a `threading.Event` in ``app.state.shutdown`` and sets it
+    on the server's first stop signal. An app without one never reports a shutdown.
+    """
+    event = getattr(request.app.state, "shutdown", None)
+    return isinstance(event, threading.Event) and event.is_set()
 
 
 def require_role(*roles: str) -> Callable[[Request], ConsoleUser]:

@@ -9,6 +9,7 @@ runs it with uvicorn.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -18,6 +19,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request, Security, status
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.security import HTTPBearer
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -42,6 +44,8 @@ __all__ = ["build_console_plugin", "create_app"]
 logger = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
+# Under /static/, which needs no sign-in, like the console's own static files.
+API_DOCS_STATIC_URL = "/static/api-docs"
 
 
 class UserPublic(BaseModel):
@@ -102,13 +106,18 @@ def create_app(plugins: Sequence[ConsolePlugin] | None = None) -> FastAPI:
     """
     found = load_console_plugins() if plugins is None else list(plugins)
     all_plugins = [build_console_plugin(), *found]
-    app = FastAPI(
+    # fastapi-offline serves Swagger UI's script and style sheet from files in its
+    # package, so the API docs load on machines without Internet access.
+    app = FastAPIOffline(
         title="Diptych",
         version=_version(),
         description="REST API of the Diptych services. Send `Authorization: Bearer <API token>`.",
         openapi_url="/api/v1/openapi.json",
         docs_url="/api/v1/docs",
         redoc_url=None,
+        static_url=API_DOCS_STATIC_URL,
+        # Swagger UI would otherwise send the schema to an online validator.
+        swagger_ui_parameters={"validatorUrl": None},
     )
     install_error_handlers(app)
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
@@ -116,6 +125,8 @@ def create_app(plugins: Sequence[ConsolePlugin] | None = None) -> FastAPI:
     app.state.nav = [link for plugin in found for link in plugin.nav] + list(all_plugins[0].nav)
     app.state.templates = build_templates(all_plugins)
     app.state.metrics = ConsoleMetrics()
+    # Set by `services.console.serving.ConsoleServer` on the first stop signal.
+    app.state.shutdown = threading.Event()
     _mount_plugins(app, all_plugins)
     app.include_router(build_health_router(all_plugins))
 

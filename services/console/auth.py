@@ -14,6 +14,7 @@ import hashlib
 import logging
 import re
 import secrets
+import zoneinfo
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
@@ -38,6 +39,7 @@ __all__ = [
     "API_TOKEN_PREFIX",
     "MIN_PASSWORD_CHARS",
     "SessionGrant",
+    "check_timezone",
     "create_api_token",
     "create_user",
     "hash_token",
@@ -92,6 +94,24 @@ def _public(user: User) -> ConsoleUser:
     )
 
 
+def check_timezone(timezone: str) -> None:
+    """Check that `timezone` is an IANA time zone name known to `zoneinfo`.
+
+    Raises:
+        UserError: If it is not, with a suggestion when only the case differs.
+    """
+    # Debian's tzdata also lists "localtime", a link to the server's own zone, not a zone name.
+    zones = zoneinfo.available_timezones() - {"localtime"}
+    if timezone in zones:
+        return
+    same_but_case = sorted(zone for zone in zones if zone.casefold() == timezone.casefold())
+    hint = f" (did you mean {same_but_case[0]!r}?)" if same_but_case else ""
+    raise UserError(
+        f"invalid time zone {timezone!r}: use an IANA zone name such as "
+        f"'Asia/Shanghai', 'Europe/Berlin' or 'UTC'{hint}"
+    )
+
+
 def _check_user_fields(*, username: str, password: str, role: str, language: str) -> None:
     if not _USERNAME.fullmatch(username):
         raise UserError(
@@ -114,11 +134,20 @@ def create_user(
 ) -> ConsoleUser:
     """Store a user with an argon2 hash of `password`.
 
+    Args:
+        username: The name the user signs in with.
+        password: The password, 8 to 1024 characters.
+        role: One of ``agent``, ``analyst`` or ``admin``.
+        language: The console language, ``en`` or ``zh_CN``.
+        timezone: An IANA time zone name such as ``Asia/Shanghai``.
+
     Raises:
         UserError: If a field is invalid or the name is taken.
     """
     username = username.strip()
+    timezone = timezone.strip()
     _check_user_fields(username=username, password=password, role=role, language=language)
+    check_timezone(timezone)
     try:
         with session_scope() as session:
             user = store.add_user(

@@ -2,7 +2,7 @@
 
 DiptychError
 └── ConsoleError
-    ├── UserError               a user name, role, language or password is invalid
+    ├── UserError               a user name, role, language, time zone or password is invalid
     ├── UserNotFoundError       no user has that name
     ├── AuthenticationError     a sign-in failed (unknown user or wrong password)
     └── LoginThrottledError     too many recent failures: sign-in refused for a while
@@ -26,7 +26,7 @@ class ConsoleError(DiptychError):
 
 
 class UserError(ConsoleError, ValueError):
-    """A user's name, role, language or password has an invalid value."""
+    """A user's name, role, language, time zone or password has an invalid value."""
 
 
 class UserNotFoundError(ConsoleError, LookupError):

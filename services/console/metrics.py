@@ -87,10 +87,17 @@ class ConsoleMetrics:
 
 
 def _route_label(scope: Scope) -> str:
+    """Return the full template of the matched route, include-time prefixes and all."""
+    # Since FastAPI 0.137, `include_router` no longer copies routes with the prefix
+    # applied: `scope["route"]` is the route as its own router declared it
+    # ("/support/tickets/{ticket_id}" for "/api/v1/support/tickets/{ticket_id}"),
+    # and only FastAPI's effective route context contains the full template.
+    context = scope.get("fastapi", {}).get("effective_route_context")
     route = scope.get("route")
-    path = getattr(route, "path_format", None) or getattr(route, "path", None)
-    if path:
-        return str(path)
+    for candidate in (context, route):
+        path = getattr(candidate, "path_format", None) or getattr(candidate, "path", None)
+        if path:
+            return str(path)
     # Unmatched paths are not labelled by their text, which a client chooses freely.
     return "unmatched"
 

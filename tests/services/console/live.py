@@ -8,11 +8,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import uvicorn
-
 from services.console.app import create_app
+from services.console.serving import ConsoleServer, build_server
 
-__all__ = ["serve_console"]
+__all__ = ["run_console_server", "serve_console"]
 
 
 def _free_port() -> int:
@@ -27,19 +26,32 @@ def serve_console(timeout_s: float = 30.0) -> Iterator[str]:
 
     The server runs in this process, so it reads the test's settings and database.
     """
-    config = uvicorn.Config(
-        create_app(), host="127.0.0.1", port=_free_port(), log_level="warning", lifespan="off"
+    with run_console_server(timeout_s=timeout_s) as (server, _thread):
+        yield f"http://127.0.0.1:{server.config.port}"
+
+
+@contextmanager
+def run_console_server(
+    timeout_s: float = 30.0,
+) -> Iterator[tuple[ConsoleServer, threading.Thread]]:
+    """Serve a new console app as `diptych serve` does; yield the server and its thread."""
+    server = build_server(
+        create_app(),
+        host="127.0.0.1",
+        port=_free_port(),
+        log_level="warning",
+        lifespan="off",
+        timeout_graceful_shutdown=timeout_s,
     )
-    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="console-server", daemon=True)
     thread.start()
     deadline = time.monotonic() + timeout_s
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError(f"the console did not start on port {config.port}")
+            raise RuntimeError(f"the console did not start on port {server.config.port}")
         time.sleep(0.05)
     try:
-        yield f"http://127.0.0.1:{config.port}"
+        yield server, thread
     finally:
         server.should_exit = True
         thread.join(timeout=timeout_s)

@@ -51,6 +51,35 @@ def test_create_user_rejects_invalid_fields(
         create_user(username, password, role=role, language=language)
 
 
+@pytest.mark.parametrize(
+    ("timezone", "hint"),
+    [
+        ("Mars/Olympus", ""),
+        ("asia/shanghai", " (did you mean 'Asia/Shanghai'?)"),
+        ("localtime", ""),
+        ("../etc/passwd", ""),
+        ("", ""),
+    ],
+)
+def test_create_user_rejects_an_unknown_time_zone(
+    console_users: ConsoleUsers, timezone: str, hint: str
+) -> None:
+    """The error names the value and how to write a zone; nothing is stored."""
+    with pytest.raises(UserError) as raised:
+        create_user("bob", PASSWORD, role="agent", timezone=timezone)
+    assert str(raised.value) == (
+        f"invalid time zone {timezone!r}: use an IANA zone name such as "
+        f"'Asia/Shanghai', 'Europe/Berlin' or 'UTC'{hint}"
+    )
+    with session_scope() as session:
+        assert session.scalar(select(User).where(User.username == "bob")) is None
+
+
+def test_create_user_stores_an_iana_time_zone(console_users: ConsoleUsers) -> None:
+    created = create_user("bob", PASSWORD, role="agent", timezone=" Asia/Shanghai ")
+    assert created.timezone == "Asia/Shanghai"
+
+
 def test_sign_in_with_a_wrong_password_fails(console_users: ConsoleUsers) -> None:
     with pytest.raises(AuthenticationError):
         sign_in("amy", "wrong password", client="127.0.0.1")

@@ -172,6 +172,10 @@ def test_agent_streams_edits_and_sends_draft(browser: object, live: LiveConsole)
     page.fill("#editor", edited)
     page.click("#send-edited")
     page.wait_for_selector("#notice")
+    # Answered now: the page shows the reply sent and offers no new draft.
+    page.wait_for_selector("#answered-notice")
+    assert page.locator("#redraft").count() == 0
+    assert page.inner_text("#draft-stream") == edited
     with session_scope() as session:
         stored = session.scalars(
             select(Feedback).where(Feedback.ticket_id == live.undrafted_id)
@@ -186,6 +190,27 @@ def test_agent_streams_edits_and_sends_draft(browser: object, live: LiveConsole)
     with session_scope() as session:
         reveals = session.scalar(select(func.count(PiiReveal.id)))
     assert reveals == 1
+
+
+def test_api_docs_render_without_the_internet(browser: object, live: LiveConsole) -> None:
+    """Swagger UI draws the operations from files the console serves; no other host is asked."""
+    page = _sign_in(browser, live.url, "root")
+    outside: list[str] = []
+
+    def block_other_hosts(route: object) -> None:
+        url = route.request.url  # type: ignore[attr-defined]
+        if url.startswith(live.url):
+            route.continue_()  # type: ignore[attr-defined]
+        else:
+            outside.append(url)
+            route.abort()  # type: ignore[attr-defined]
+
+    page.route("**/*", block_other_hosts)  # type: ignore[attr-defined]
+    page.goto(f"{live.url}/api/v1/docs")  # type: ignore[attr-defined]
+    page.wait_for_selector(".opblock", timeout=WAIT_MS)  # type: ignore[attr-defined]
+    assert page.locator(".opblock").count() >= 8  # type: ignore[attr-defined]
+    assert outside == []
+    _shot(page, "api-docs-en")
 
 
 def test_analyst_is_refused_the_support_pages(browser: object, live: LiveConsole) -> None:

@@ -51,6 +51,50 @@ def test_users_create_rejects_a_bad_role(database_url: str) -> None:
     assert "invalid role 'root'" in result.output
 
 
+def test_users_create_rejects_an_unknown_time_zone(database_url: str) -> None:
+    """The error names the value and the fix, before any password is read."""
+    result = runner.invoke(
+        app,
+        [
+            "users",
+            "create",
+            "--username",
+            "bob",
+            "--role",
+            "agent",
+            "--timezone",
+            "Mars/Olympus",
+            "--password-stdin",
+        ],
+        input="s3cret-pass\n",
+    )
+    assert result.exit_code == 2
+    assert "invalid time zone 'Mars/Olympus'" in result.output
+    assert "IANA zone name such as 'Asia/Shanghai'" in result.output
+    listed = runner.invoke(app, ["users", "list"])
+    assert "bob" not in listed.output
+
+
+def test_users_create_stores_the_time_zone(database_url: str) -> None:
+    result = runner.invoke(
+        app,
+        [
+            "users",
+            "create",
+            "--username",
+            "bob",
+            "--role",
+            "agent",
+            "--timezone",
+            "Asia/Shanghai",
+            "--password-stdin",
+        ],
+        input="s3cret-pass\n",
+    )
+    assert result.exit_code == 0, result.output
+    assert sign_in("bob", "s3cret-pass", client="cli").user.timezone == "Asia/Shanghai"
+
+
 def test_users_token_prints_a_working_token(database_url: str) -> None:
     runner.invoke(
         app,

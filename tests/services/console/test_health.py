@@ -78,6 +78,22 @@ def test_metrics_count_requests_by_route_template(console_app: FastAPI) -> None:
     assert "diptych_http_request_duration_seconds_bucket" in text
 
 
+def test_metrics_label_api_routes_with_their_prefix(console_app: FastAPI) -> None:
+    """An API route and a page route of the same shape are separate series."""
+    client = TestClient(console_app)
+    sign_in(client, "root")
+    client.get("/support/tickets/999")
+    client.get("/api/v1/support/tickets/999")
+    client.get("/api/v1/support/tickets/998")
+    client.get("/api/v1/console/me")
+    text = client.get("/metrics").text
+    series = 'diptych_http_requests_total{{method="GET",route="{route}",status="{status}"}} {count}'
+    assert series.format(route="/support/tickets/{ticket_id}", status=404, count=1.0) in text
+    assert series.format(route="/api/v1/support/tickets/{ticket_id}", status=404, count=2.0) in text
+    assert series.format(route="/api/v1/console/me", status=200, count=1.0) in text
+    assert 'route="/console/me"' not in text
+
+
 def test_metrics_report_queue_lengths(
     console_users: ConsoleUsers, celery_redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

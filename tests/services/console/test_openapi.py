@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from openapi_spec_validator import validate
 
 from shared.settings import reset_settings
 from shared.storage import dispose_engine, upgrade_database
-from tests.services.console.conftest import ConsoleUsers
+from tests.services.console.conftest import ConsoleUsers, sign_in
 from tests.services.console.live import serve_console
 from tests.services.support.conftest import SupportModels
 
@@ -32,6 +33,32 @@ def test_openapi_schema_validates(console_app: FastAPI) -> None:
     assert "/api/v1/models" in paths
     assert not any(path.startswith(("/login", "/support", "/models")) for path in paths)
     assert "HTTPBearer" in schema["components"]["securitySchemes"]
+
+
+_ASSET_REFERENCE = re.compile(r"""(?:src|href)=["']([^"']+)["']|url: '([^']+)'""")
+
+
+def test_api_docs_load_without_any_external_host(console_app: FastAPI) -> None:
+    """Swagger UI's script, style sheet and icon come from the console itself."""
+    client = TestClient(console_app)
+    sign_in(client, "root")
+    page = client.get("/api/v1/docs")
+    assert page.status_code == 200
+    assert "http://" not in page.text
+    assert "https://" not in page.text
+    assert '"validatorUrl": null' in page.text
+    references = [first or second for first, second in _ASSET_REFERENCE.findall(page.text)]
+    assert len(references) == 4
+    for reference in references:
+        assert reference.startswith("/"), reference
+        assert not reference.startswith("//"), reference
+    signed_out = TestClient(console_app)
+    for reference in references:
+        asset = signed_out.get(reference)
+        assert asset.status_code == 200, reference
+        assert len(asset.content) > 100, reference
+    script = signed_out.get(next(ref for ref in references if ref.endswith(".js")))
+    assert "SwaggerUIBundle" in script.text
 
 
 @pytest.fixture
