@@ -68,7 +68,9 @@ def worker_command(
     node = node_name or f"diptych-{'-'.join(names)}@{socket.gethostname()}"
     argv = ["worker", "--queues", ",".join(names), "--hostname", node, "--loglevel", log_level]
     argv += ["--concurrency", str(concurrency or settings.worker.concurrency)]
-    console.print(f"Worker {node} consuming {', '.join(names)}", markup=False)
+    # Celery expands %h (host name) in the node name; the banner shows what Celery will use.
+    expanded_node = node.replace("%h", socket.gethostname())
+    console.print(f"Worker {expanded_node} consuming {', '.join(names)}", markup=False)
     app.worker_main(argv)
 
 

@@ -105,10 +105,16 @@ def normalize_language(value: str | None) -> str:
     return DEFAULT_LANGUAGE
 
 
-def negotiate_language(accept_language: str | None) -> str:
-    """Pick the language for an ``Accept-Language`` header, honouring its q-values."""
+def negotiate_language(accept_language: str | None, *, default: str = DEFAULT_LANGUAGE) -> str:
+    """Pick the language for an ``Accept-Language`` header, honouring its q-values.
+
+    Args:
+        accept_language: The header's value, or None when the request has none.
+        default: The language returned when the header is missing, is ``*`` or names
+            no language of `LANGUAGES`, for example the signed-in user's choice.
+    """
     if not accept_language:
-        return DEFAULT_LANGUAGE
+        return default
     weighted: list[tuple[float, int, str]] = []
     for position, part in enumerate(accept_language.split(",")):
         tag, _, params = part.strip().partition(";")
@@ -122,11 +128,11 @@ def negotiate_language(accept_language: str | None) -> str:
             weighted.append((-quality, position, tag))
     for _quality, _position, tag in sorted(weighted):
         if tag == "*":
-            return DEFAULT_LANGUAGE
+            return default
         language = normalize_language(tag)
         if language != DEFAULT_LANGUAGE or tag.lower().startswith("en"):
             return language
-    return DEFAULT_LANGUAGE
+    return default
 
 
 @functools.cache

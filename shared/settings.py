@@ -280,6 +280,14 @@ class ConsoleSettings(BaseModel):
         le=600.0,
         description="Seconds between refreshes of the ticket queue page.",
     )
+    shutdown_timeout_s: float = Field(
+        default=5.0,
+        gt=0.0,
+        le=600.0,
+        description="Seconds `diptych serve` waits for open requests after a stop signal "
+        "before it cancels them. Streamed drafts end at the signal and need no wait.",
+    )
+
 
 class RecommenderSettings(BaseModel):
     """The recommender service: preference rule, candidates, ordering and batch jobs."""
@@ -395,6 +403,8 @@ class RecommenderSettings(BaseModel):
                 "DIPTYCH_RECOMMENDER__LIKE_THRESHOLD."
             )
         return self
+
+
 class NotifySettings(BaseModel):
     """Outgoing e-mail: the SMTP server and the outbox's retry schedule."""
 

@@ -17,7 +17,7 @@ from shared.notify import DeliveryReport, deliver_due_messages
 from shared.settings import get_settings
 from shared.storage import session_scope
 
-__all__ = ["MonitorReport", "run_monitor_pass"]
+__all__ = ["MonitorReport", "run_monitor_pass", "run_replayed_pass"]
 
 logger = logging.getLogger(__name__)
 
@@ -75,3 +75,25 @@ def run_monitor_pass(
         plan = plan_notifications(session, rules, now=now, settings=settings)
     delivery = deliver_due_messages(now=now) if deliver else DeliveryReport()
     return MonitorReport(evaluation=evaluation, plan=plan, delivery=delivery)
+
+
+def run_replayed_pass(*, rules: RuleSet, until: dt.datetime) -> NotificationPlan:
+    """Evaluate and plan as live passes would at published time `until`, without sending.
+
+    Replays of past items use the items' published time as their clock. The
+    rules advance to `until` with `until` as the current time. The planner
+    then runs at `until` and again one group wait later, as the next live pass
+    would.
+    Alerts that fire for one bucket are then notified as they are live. The
+    caller sends the queued e-mails (`deliver_due_messages`) on the wall clock.
+    """
+    later = until + dt.timedelta(seconds=rules.group_wait_s)
+    with session_scope() as session:
+        evaluate_rules(session, rules, until=until, now=until)
+        first = plan_notifications(session, rules, now=until)
+    with session_scope() as session:
+        second = plan_notifications(session, rules, now=later)
+    return NotificationPlan(
+        notifications=first.notifications + second.notifications,
+        messages=first.messages + second.messages,
+    )

@@ -106,8 +106,12 @@ def ensure_group(client: redis.Redis, *, stream: str, group: str) -> None:
 def find_done_time(client: redis.Redis, *, stream: str, group: str) -> dt.datetime | None:
     """Return the published time of the newest entry before which every entry is acknowledged.
 
-    Returns None when the group has finished no entry yet or the entry cannot be read.
+    Returns None when the stream does not exist yet, the group has finished no
+    entry yet, or the entry cannot be read.
     """
+    if not client.exists(stream):
+        # Consumers create the stream with their group, so a fresh deployment has none.
+        return None
     groups = {entry["name"]: entry for entry in client.xinfo_groups(stream)}
     info = groups.get(group)
     if info is None:
@@ -298,6 +302,9 @@ class StreamConsumer:
         info = self.client.xinfo_stream(self.stream)
         last_id = str(info.get("last-generated-id") or "0-0")
         last_ms = int(last_id.split("-")[0])
+        if last_ms == 0:
+            # A stream that never held an entry has the id 0-0, which is no time.
+            return
         quiet_s = time.time() - last_ms / 1000
         if quiet_s >= self.settings.quiet_after_s and not self._is_quiet:
             self._is_quiet = True

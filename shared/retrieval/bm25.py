@@ -30,6 +30,9 @@ from shared.retrieval._tokenize import TOKENIZER_VERSION, tokenize
 
 __all__ = ["BM25_FILE", "BM25Index"]
 
+# bm25s sets its own logger to DEBUG when imported, which prints every index
+# build in processes (such as Celery workers) that configure only the root level.
+logging.getLogger("bm25s").setLevel(logging.WARNING)
 logger = logging.getLogger(__name__)
 
 BM25_FILE = "bm25.json"

@@ -38,24 +38,36 @@ def read_queue_stats(settings: Settings | None = None) -> list[QueueStats]:
     Raises:
         redis.RedisError: If Redis cannot be reached.
     """
-    url = resolve_redis_url(settings or get_settings())
-    if url is None:
+    settings = settings or get_settings()
+    counters_url = resolve_redis_url(settings)
+    if counters_url is None:
         return []
+    # The queues are lists in the broker's database; the dead letters live where
+    # the delivery counters are (DIPTYCH_REDIS_URL when set), which may differ.
+    broker_url = settings.broker_url or counters_url
+    if broker_url.split("://", 1)[0].lower() not in ("redis", "rediss"):
+        broker_url = counters_url
     queues = (*TASK_QUEUES, DEFAULT_QUEUE)
-    with redis.Redis.from_url(url, socket_timeout=5) as client:
-        pipe = client.pipeline(transaction=False)
-        for queue in queues:
-            pipe.llen(queue)
-            for step in _PRIORITY_STEPS:
-                pipe.llen(f"{queue}{_PRIORITY_SEPARATOR}{step}")
-            pipe.llen(DEAD_LETTER_KEY_PREFIX + queue)
-        counts = pipe.execute()
-    width = len(_PRIORITY_STEPS) + 2
+    waiting = _count_lists(
+        broker_url,
+        [
+            [queue, *(f"{queue}{_PRIORITY_SEPARATOR}{step}" for step in _PRIORITY_STEPS)]
+            for queue in queues
+        ],
+    )
+    dead = _count_lists(counters_url, [[DEAD_LETTER_KEY_PREFIX + queue] for queue in queues])
     return [
-        QueueStats(
-            queue=queue,
-            waiting=sum(counts[i * width : i * width + width - 1]),
-            dead_letters=counts[i * width + width - 1],
-        )
+        QueueStats(queue=queue, waiting=waiting[i], dead_letters=dead[i])
         for i, queue in enumerate(queues)
     ]
+
+
+def _count_lists(url: str, groups: list[list[str]]) -> list[int]:
+    """Return the summed lengths of each group of Redis lists, in one round trip."""
+    with redis.Redis.from_url(url, socket_timeout=5) as client:
+        pipe = client.pipeline(transaction=False)
+        for keys in groups:
+            for key in keys:
+                pipe.llen(key)
+        counts = iter(pipe.execute())
+    return [sum(next(counts) for _key in keys) for keys in groups]

@@ -26,6 +26,24 @@ def test_negotiate_language(header: str | None, expected: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (None, "zh_CN"),
+        ("", "zh_CN"),
+        ("fr-FR", "zh_CN"),
+        ("*", "zh_CN"),
+        ("zh-TW", "zh_CN"),
+        ("en-GB", "en"),
+        ("fr-FR,en;q=0.5", "en"),
+        ("zh-CN", "zh_CN"),
+    ],
+)
+def test_negotiate_language_falls_back_to_default(header: str | None, expected: str) -> None:
+    """A header naming no served language gives `default`; one naming English gives English."""
+    assert negotiate_language(header, default="zh_CN") == expected
+
+
+@pytest.mark.parametrize(
     ("tag", "expected"),
     [("zh", "zh_CN"), ("zh-Hans", "zh_CN"), ("zh_SG", "zh_CN"), ("zh-Hant", "en"), ("??", "en")],
 )

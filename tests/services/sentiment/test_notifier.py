@@ -166,3 +166,24 @@ def test_invalid_matcher_raises(text: str) -> None:
     """Matchers need a known label and a valid regular expression."""
     with pytest.raises(ValueError):
         parse_matcher(text)
+
+
+def test_replayed_passes_notify_one_bucket_alert(recipients: None) -> None:
+    """On the replay clock an alert firing for one bucket is notified, then its resolution.
+
+    A single live-style pass per day would see the alert fire and resolve at
+    once and send nothing; stepping bucket by bucket sends both messages.
+    """
+    from services.sentiment.monitor import run_replayed_pass
+
+    _store("AMZN", (10,))
+    plans = [run_replayed_pass(rules=RULES, until=T0 + hour * HOUR) for hour in range(1, 17)]
+
+    with session_scope() as session:
+        entries = list(
+            session.scalars(select(NotificationLogEntry).order_by(NotificationLogEntry.id))
+        )
+        outbox = list(session.scalars(select(OutboxMessage)))
+    assert [(len(e.firing_ids), len(e.resolved_ids)) for e in entries] == [(1, 0), (0, 1)]
+    assert entries[0].created_at.replace(tzinfo=dt.UTC) == T0 + 11 * HOUR + dt.timedelta(seconds=30)
+    assert sum(plan.messages for plan in plans) == len(outbox) == 2

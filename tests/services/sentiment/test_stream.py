@@ -31,6 +31,7 @@ from services.sentiment.stream import (
     StreamConsumer,
     StreamEntry,
     connect_redis,
+    ensure_group,
     publish_items,
 )
 from shared.settings import get_settings, reset_settings
@@ -351,3 +352,33 @@ def test_monitor_task_evaluates_to_stream_frontier(stream_env: redis.Redis) -> N
     with session_scope() as session:
         until = {state.evaluated_until for state in session.scalars(select(RuleState))}
     assert [value.isoformat() for value in until] == ["2024-01-02T10:02:00+00:00"]
+
+
+def test_watchdog_ignores_never_used_stream(
+    stream_env: redis.Redis, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A stream that never held an entry (id 0-0) is not reported quiet since 1970."""
+    monkeypatch.setenv("DIPTYCH_SENTIMENT__QUIET_AFTER_S", "0.2")
+    reset_settings()
+    settings = get_settings().sentiment
+    ensure_group(stream_env, stream=settings.stream, group=settings.group)
+    consumer = StreamConsumer(stream_env, name="watch", process=lambda entries: BatchOutcome())
+
+    consumer._watch()
+
+    assert stream_env.get(f"{settings.stream}:quiet-periods") is None
+    assert "stream quiet" not in caplog.text
+
+
+def test_monitor_pass_before_stream_exists(stream_env: redis.Redis) -> None:
+    """A monitor pass before any consumer created the stream evaluates nothing, without error."""
+    from services.sentiment.monitor import run_monitor_pass
+    from services.sentiment.stream import find_done_time
+
+    settings = get_settings().sentiment
+    assert not stream_env.exists(settings.stream)
+
+    report = run_monitor_pass(client=stream_env, deliver=False)
+
+    assert find_done_time(stream_env, stream=settings.stream, group=settings.group) is None
+    assert report.evaluation.until is None

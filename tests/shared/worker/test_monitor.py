@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import redis
 
 from shared.settings import Settings
@@ -31,3 +32,22 @@ def test_counts_waiting_and_dead_letters(celery_redis_url: str) -> None:
     assert stats["sentiment"].waiting == 1
     assert stats["recommender"].waiting == 0
     assert set(stats) == {"support", "sentiment", "recommender", "training", "default"}
+
+
+def test_queues_read_from_broker_database(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Queue lists come from the broker's database, dead letters from DIPTYCH_REDIS_URL's."""
+    from shared.worker import monitor
+
+    seen: dict[str, list[list[str]]] = {}
+
+    def fake_count(url: str, groups: list[list[str]]) -> list[int]:
+        seen[url] = groups
+        return [0] * len(groups)
+
+    monkeypatch.setattr(monitor, "_count_lists", fake_count)
+    settings = Settings(broker_url="redis://127.0.0.1:6379/3", redis_url="redis://127.0.0.1:6379/4")
+
+    read_queue_stats(settings)
+
+    assert seen["redis://127.0.0.1:6379/3"][0][0] == "support"
+    assert seen["redis://127.0.0.1:6379/4"][0] == [DEAD_LETTER_KEY_PREFIX + "support"]
