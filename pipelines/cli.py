@@ -8,8 +8,8 @@ from pydantic import ValidationError
 from pipelines._cli_console import serve_command, users_app
 from pipelines._cli_db import db_app
 from pipelines._cli_models import evaluate_command, models_app, predict_command
-from pipelines._cli_recommender import recommend_app
 from pipelines._cli_notify import notify_app
+from pipelines._cli_recommender import recommend_app
 from pipelines._cli_sentiment import sentiment_app
 from pipelines._cli_support import support_app
 from pipelines._cli_train import train_app
@@ -68,17 +68,40 @@ def _describe_settings_error(exc: ValidationError) -> str:
 
 @app.command("demo")
 def demo_command(
+    stages: str = typer.Option(
+        "support,sentiment,recommender", help="Comma-separated stages to run, in this order."
+    ),
     method: str = typer.Option(
-        "head", help="Classifier method for the intent model; `head` is the fast path."
+        "head", help="Method of the intent and sentiment classifiers; `head` is the fast path."
     ),
     sample: int = typer.Option(
-        0, help="Use only this many training texts (0 = all); for a quick look."
+        0,
+        min=0,
+        help="Use this many training texts of Bitext and PhraseBank only (0 = all), for the "
+        "classifiers and the knowledge base; for a quick look.",
+    ),
+    tickets: int = typer.Option(
+        8, min=0, help="Held-out support tickets to triage and draft replies to (0 = none)."
+    ),
+    stream_items: int = typer.Option(
+        3000, min=0, help="StockNet tweets to replay through scoring and alerting (0 = none)."
     ),
 ) -> None:
-    """Fine-tune a Banking77 intent model, evaluate it on the test split and print the report."""
+    """Run the three services on the public data sets and print one summary.
+
+    Support: intent model, knowledge base and drafted replies on Bitext. Sentiment:
+    PhraseBank model and a StockNet replay with alert e-mails to a local mail sink.
+    Recommender: MovieLens evaluation and a top-N batch for every user.
+    """
     from pipelines.demo import run_demo
 
-    run_demo(method=method, sample=sample)
+    run_demo(
+        stages=[name.strip() for name in stages.split(",") if name.strip()],
+        method=method,
+        sample=sample,
+        tickets=tickets,
+        stream_items=stream_items,
+    )
 
 
 if __name__ == "__main__":

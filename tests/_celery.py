@@ -1,9 +1,10 @@
 """Fixtures and helpers that run real Celery workers against a real Redis.
 
 `celery_redis_url` gives a test an empty Redis database; `start_worker` starts
-``celery -A shared.worker.app worker`` processes and stops them after the
-test. Redis must be reachable (127.0.0.1:6379, or DIPTYCH_TEST_REDIS_URL):
-these fixtures fail rather than skip, so that missing Redis is noticed.
+``celery -A shared.worker.app worker`` processes (or ``diptych worker``, the
+command operators run) and stops them after the test. Redis must be reachable
+(127.0.0.1:6379, or DIPTYCH_TEST_REDIS_URL): these fixtures fail rather than
+skip, so that missing Redis is noticed.
 
 Example::
 
@@ -25,6 +26,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Literal
 
 import pytest
 import redis
@@ -38,6 +40,8 @@ __all__ = [
     "celery_broker_url",
     "celery_redis_reservation",
     "celery_redis_url",
+    "process_environment",
+    "spawn_process",
     "start_worker",
     "wait_until",
 ]
@@ -188,7 +192,7 @@ def build_worker_env(
 
 
 class WorkerProcess:
-    """A running ``celery worker`` process group and its captured log."""
+    """A running worker process group (a Celery worker or a stream consumer) and its log."""
 
     def __init__(self, name: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
         self.name = name
@@ -257,7 +261,26 @@ def _read_child_pids(pid: int) -> list[int]:
     return found
 
 
-def _worker_command(name: str, queues: Sequence[str], concurrency: int) -> list[str]:
+def _worker_command(
+    name: str, queues: Sequence[str], concurrency: int, launcher: Literal["celery", "diptych"]
+) -> list[str]:
+    if launcher == "diptych":
+        # `diptych worker` builds the same app and hands these options to Celery,
+        # with mingle and gossip left on as operators run it.
+        return [
+            sys.executable,
+            "-m",
+            "pipelines.cli",
+            "worker",
+            "--queues",
+            ",".join(queues),
+            "--node-name",
+            f"{name}@%h",
+            "--concurrency",
+            str(concurrency),
+            "--loglevel",
+            "INFO",
+        ]
     return [
         sys.executable,
         "-m",
@@ -280,7 +303,25 @@ def _worker_command(name: str, queues: Sequence[str], concurrency: int) -> list[
     ]
 
 
-def _worker_environment(env: Mapping[str, str]) -> dict[str, str]:
+def spawn_process(
+    name: str, command: Sequence[str], log_path: Path, env: Mapping[str, str]
+) -> WorkerProcess:
+    """Start `command` from the repository root in its own session, logging to `log_path`."""
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            list(command),
+            cwd=REPOSITORY_ROOT,
+            env=process_environment(env),
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return WorkerProcess(name, process, log_path)
+
+
+def process_environment(env: Mapping[str, str]) -> dict[str, str]:
+    """Return this process's environment for a child process: offline, unbuffered, `env` on top."""
     merged = dict(os.environ)
     merged.update(
         {
@@ -317,8 +358,9 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
 
     The factory takes `env` (variables added to this process's environment,
     see `build_worker_env`), `queues` (default ``["default"]``), `name`,
-    `concurrency` (default 1) and `ready_timeout_s` (default 90), and returns
-    a `WorkerProcess` once the worker logs that it is ready.
+    `concurrency` (default 1), `ready_timeout_s` (default 90) and `launcher`
+    (``"celery"``, the default, or ``"diptych"`` for ``python -m pipelines.cli
+    worker``), and returns a `WorkerProcess` once the worker logs that it is ready.
     """
     workers: list[WorkerProcess] = []
 
@@ -329,20 +371,11 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
         name: str | None = None,
         concurrency: int = 1,
         ready_timeout_s: float = 90.0,
+        launcher: Literal["celery", "diptych"] = "celery",
     ) -> WorkerProcess:
         name = name or f"worker{len(workers) + 1}"
-        log_path = tmp_path / f"celery-{name}.log"
-        with log_path.open("wb") as log_file:
-            process = subprocess.Popen(
-                _worker_command(name, queues, concurrency),
-                cwd=REPOSITORY_ROOT,
-                env=_worker_environment(env),
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        worker = WorkerProcess(name, process, log_path)
+        command = _worker_command(name, queues, concurrency, launcher)
+        worker = spawn_process(name, command, tmp_path / f"celery-{name}.log", env)
         workers.append(worker)
         _wait_until_ready(worker, ready_timeout_s)
         return worker

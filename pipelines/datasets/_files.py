@@ -30,8 +30,8 @@ __all__ = [
 _DATA_DIR_HINT = (
     "Set DIPTYCH_DATA_DIR (an environment variable; in Python you may pass `data_dir`) "
     "to the folder that contains banking77/, "
-    "bitext-customer-support/, financial-phrasebank/, sentfin/, fiqa-sentiment/ and "
-    "stocknet-tweets-subset/."
+    "bitext-customer-support/, financial-phrasebank/, sentfin/, fiqa-sentiment/, "
+    "stocknet-tweets-subset/ and movielens-latest-small/."
 )
 
 

@@ -1,23 +1,31 @@
-"""`diptych demo` trains, evaluates and promotes a Banking77 intent model end to end.
+"""`diptych demo` runs the three services on the public data and prints one summary.
 
-The run trains the `head` method on a 200-text sample and evaluates on the full
-3,080-text test split: about a minute on 2 CPU cores.
+The full run uses 200 training texts per data set, drafts 2 tickets, replays
+600 tweets and writes every MovieLens user's list: about three minutes on 2 CPU
+cores, so one test covers it. The other tests check the failure paths.
 """
 
 from __future__ import annotations
 
+import json
+import mailbox
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from pipelines.cli import app
-from pipelines.demo import INTENT_MODEL_NAME
+from pipelines.demo.summary import BenchmarkFigure, load_benchmark_value
+from services.recommender.models import RecommendationRow
+from services.sentiment.models import SentimentItem
+from services.support.models import Draft
 from shared.registry import find_version
 from shared.settings import get_settings, reset_settings
+from shared.storage import session_scope
 
-BANKING77_LABELS = 77
-BANKING77_TEST_TEXTS = 3080
+MOVIELENS_USERS = 610
+TOP_N = 10
 
 
 @pytest.fixture
@@ -31,30 +39,84 @@ def _flat(text: str) -> str:
     return " ".join(text.split())
 
 
+def _figures(home: Path) -> dict[str, dict[str, float]]:
+    payload = json.loads((home / "demo" / "summary.json").read_text(encoding="utf-8"))
+    return {
+        stage["name"]: {figure["label"]: figure["value"] for figure in stage["figures"]}
+        for stage in payload["stages"]
+    }
+
+
 @pytest.mark.usefixtures("data_dir")
-def test_demo_trains_reports_and_promotes(runner: CliRunner) -> None:
-    """The sampled demo prints the test report and leaves a production version 1.
+def test_demo_runs_every_service(runner: CliRunner) -> None:
+    """The sampled demo trains both classifiers, drafts, alerts, recommends and sums up.
 
     Given the public data folder and an empty home.
-    When `diptych demo --sample 200` runs.
-    Then it exits 0 and prints the report on the full test split with its accuracy.
-    It also registers `banking77-intent@1` in production under the home.
-    The checks share one test because the run takes about a minute.
+    When `diptych demo` runs with small samples.
+    Then it exits 0 and prints the summary and how to open the console.
+    The database holds the drafts, the scored tweets and a list for every user,
+    and summary.json holds the same figures.
     """
-    result = runner.invoke(app, ["demo", "--sample", "200"])
+    result = runner.invoke(
+        app, ["demo", "--sample", "200", "--tickets", "2", "--stream-items", "600"]
+    )
 
     assert result.exit_code == 0, result.output
     output = _flat(result.output)
-    assert "Banking77 test split" in output
-    assert "accuracy" in output.lower()
-    assert f"'test': {BANKING77_TEST_TEXTS}" in output
+    assert "Diptych demo summary" in output
+    assert "users create --username admin --role admin" in output
+    assert "serve" in output
 
-    version = find_version(f"{INTENT_MODEL_NAME}@1")
-    assert version.stage == "production"
-    assert version.method == "head"
-    assert len(version.label_map) == BANKING77_LABELS
-    assert find_version(INTENT_MODEL_NAME).version == 1
-    assert Path(version.path).is_relative_to(get_settings().home.resolve())
+    home = get_settings().home.resolve()
+    figures = _figures(home)
+    assert set(figures) == {"support", "sentiment", "recommender"}
+    assert 0.5 < figures["support"]["intent accuracy (Bitext test)"] <= 1.0
+    assert figures["support"]["retrieval recall@5"] > 0.5
+    assert figures["support"]["tickets drafted"] == 2
+    assert 0.0 < figures["sentiment"]["sentiment accuracy (PhraseBank test)"] <= 1.0
+    assert figures["sentiment"]["tweets replayed"] == 600
+    assert figures["sentiment"]["tweets stored (new)"] == 600
+    assert figures["recommender"]["users with a top-N list"] == MOVIELENS_USERS
+    assert figures["recommender"]["recommendations written (top 10)"] == MOVIELENS_USERS * TOP_N
+    assert figures["recommender"]["NDCG@10 hybrid"] > 0.0
+
+    assert find_version("support-intent").stage == "production"
+    assert find_version("sentiment").stage == "production"
+    with session_scope() as session:
+        assert session.scalar(select(func.count()).select_from(Draft)) >= 2
+        assert session.scalar(select(func.count()).select_from(SentimentItem)) == 600
+        assert (
+            session.scalar(select(func.count(func.distinct(RecommendationRow.user_id))))
+            == MOVIELENS_USERS
+        )
+    mail_dir = home / "demo" / "mail"
+    assert figures["sentiment"]["alert e-mails in the mail sink"] == len(mailbox.Maildir(mail_dir))
+    assert (home / "demo" / "recommender-methods.png").stat().st_size > 0
+
+
+@pytest.mark.usefixtures("data_dir")
+def test_demo_rerun_keeps_ticket_drafts(runner: CliRunner) -> None:
+    """A second support run finds its tickets by external id and drafts nothing again."""
+    arguments = ["demo", "--stages", "support", "--sample", "60", "--tickets", "1"]
+    assert runner.invoke(app, arguments).exit_code == 0
+    with session_scope() as session:
+        first = session.scalar(select(func.count()).select_from(Draft))
+
+    result = runner.invoke(app, arguments)
+
+    assert result.exit_code == 0, result.output
+    with session_scope() as session:
+        assert session.scalar(select(func.count()).select_from(Draft)) == first
+    assert find_version("support-intent").version == 2
+
+
+def test_demo_unknown_stage_fails(runner: CliRunner) -> None:
+    """An unknown stage name exits 2 and lists the stages there are."""
+    result = runner.invoke(app, ["demo", "--stages", "support,weather"])
+
+    assert result.exit_code == 2
+    assert "'weather'" in _flat(result.output)
+    assert "support, sentiment, recommender" in _flat(result.output)
 
 
 def test_demo_without_data_folder_fails(
@@ -107,3 +169,33 @@ def test_demo_without_data_skips_database(
     runner.invoke(app, ["demo", "--sample", "200"])
 
     assert not (get_settings().home / "diptych.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ('[{"name": "intent-head", "accuracy": 0.9}]', 0.9),
+        (
+            '[{"name": "intent-head", "accuracy": 0.8}, {"name": "intent-head", "accuracy": 0.9}]',
+            0.9,
+        ),
+        ('[{"name": "other", "accuracy": 0.9}]', None),
+        ('[{"name": "intent-head", "accuracy": "high"}]', None),
+        ("{not json", None),
+    ],
+)
+def test_benchmark_value_lookup(tmp_path: Path, content: str, expected: float | None) -> None:
+    """The summary takes the last row of that name, and a missing or odd value gives None."""
+    (tmp_path / "support.json").write_text(content, encoding="utf-8")
+
+    value = load_benchmark_value(BenchmarkFigure("support", "intent-head", "accuracy"), tmp_path)
+
+    assert value == expected
+
+
+def test_benchmark_value_missing_file(tmp_path: Path) -> None:
+    """Without the results file the benchmark column stays empty."""
+    assert (
+        load_benchmark_value(BenchmarkFigure("support", "intent-head", "accuracy"), tmp_path)
+        is None
+    )
