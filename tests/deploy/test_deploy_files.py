@@ -124,3 +124,138 @@ def test_systemd_units_run_real_commands() -> None:
         args = start.removeprefix("ExecStart=").split()
         assert args[0].endswith("/diptych")
         _command_runs([arg.replace("%i", "support").replace("%H-", "") for arg in args[1:]])
+
+
+# Where the deployment files mount the public data sets read-only.
+DATA_DIR = "/srv/diptych/data"
+
+
+def _unit_lines(name: str) -> list[str]:
+    return (DEPLOY / "systemd" / name).read_text().splitlines()
+
+
+def _diptych_pod_specs() -> dict[str, dict[str, Any]]:
+    """Return the pod spec of every Deployment and Job that runs the diptych image, by name."""
+    specs = {}
+    for document in _manifests():
+        spec = document.get("spec", {}).get("template", {}).get("spec", {})
+        images = {container["image"] for container in spec.get("containers", [])}
+        if "diptych" in images:
+            specs[document["metadata"]["name"]] = spec
+    return specs
+
+
+def test_systemd_migrates_only_in_migrate_unit() -> None:
+    """Migrations run once per release from one machine, never at every console start."""
+    units = sorted((DEPLOY / "systemd").glob("*.service"))
+    migrating = [
+        unit.name
+        for unit in units
+        if any(
+            line.startswith("ExecStart") and "db upgrade" in line
+            for line in unit.read_text().splitlines()
+        )
+    ]
+
+    assert migrating == ["diptych-migrate.service"]
+    lines = _unit_lines("diptych-migrate.service")
+    assert "Type=oneshot" in lines
+    # Enabled on every machine, a migration unit would migrate at each boot, concurrently.
+    assert "[Install]" not in lines
+    for unit in units:
+        if unit.name != "diptych-migrate.service":
+            [after] = [line for line in unit.read_text().splitlines() if line.startswith("After=")]
+            assert "diptych-migrate.service" in after.split(), unit.name
+
+
+def test_systemd_worker_unescapes_instance_queues() -> None:
+    """`diptych-worker@training\\x2cdefault` must reach the worker as `training,default`."""
+    [start] = [
+        line for line in _unit_lines("diptych-worker@.service") if line.startswith("ExecStart=")
+    ]
+    args = start.split()
+
+    assert args[args.index("--queues") + 1] == "%I"
+
+
+def test_compose_migrates_only_in_migrate_service() -> None:
+    services = yaml.safe_load((DEPLOY / "compose.yaml").read_text())["services"]
+    diptych = {name: s for name, s in services.items() if s.get("image") == "diptych:latest"}
+    migrating = [name for name, s in diptych.items() if s["command"][:2] == ["db", "upgrade"]]
+
+    assert migrating == ["migrate"]
+    for name, service in diptych.items():
+        if name != "migrate":
+            condition = service["depends_on"]["migrate"]["condition"]
+            assert condition == "service_completed_successfully", name
+
+
+def test_compose_mounts_data_sets_read_only() -> None:
+    services = yaml.safe_load((DEPLOY / "compose.yaml").read_text())["services"]
+
+    for name, service in services.items():
+        if service.get("image") != "diptych:latest" or name == "migrate":
+            continue
+        assert service["environment"]["DIPTYCH_DATA_DIR"] == DATA_DIR, name
+        # The host side is `${DATA_SETS_DIR:-...}`, which contains a colon itself.
+        mounts = [volume.rsplit(":", 2)[1:] for volume in service["volumes"]]
+        assert [DATA_DIR, "ro"] in mounts, name
+
+
+def test_k8s_migrates_only_in_job() -> None:
+    specs = _diptych_pod_specs()
+    migrating = [
+        name
+        for name, spec in specs.items()
+        for container in [*spec.get("initContainers", []), *spec["containers"]]
+        if container.get("args", [])[:2] == ["db", "upgrade"]
+    ]
+
+    assert migrating == ["diptych-migrate"]
+
+
+def test_k8s_mounts_data_sets_read_only() -> None:
+    """The console, every worker and the sentiment consumers read DIPTYCH_DATA_DIR."""
+    [config] = [d for d in _manifests() if d["kind"] == "ConfigMap"]
+    specs = _diptych_pod_specs()
+    readers = {"console", "sentiment-consumer", *(f"worker-{queue}" for queue in WORKER_QUEUES)}
+
+    assert config["data"]["DIPTYCH_DATA_DIR"] == DATA_DIR
+    assert readers <= set(specs)
+    for name in readers:
+        spec = specs[name]
+        [container] = spec["containers"]
+        [mount] = [m for m in container["volumeMounts"] if m["name"] == "data"]
+        [volume] = [v for v in spec["volumes"] if v["name"] == "data"]
+        assert mount["mountPath"] == DATA_DIR, name
+        assert mount["readOnly"] is True, name
+        assert volume["hostPath"]["path"] == DATA_DIR, name
+        assert {"configMapRef": {"name": "diptych-config"}} in container["envFrom"], name
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+@pytest.mark.parametrize(
+    ("variables", "expected"),
+    [
+        ([], '"torch==2.13.0"'),
+        (
+            ["TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu"],
+            '--index-url https://download.pytorch.org/whl/cpu "torch==2.13.0"',
+        ),
+    ],
+)
+def test_makefile_torch_index_url(variables: list[str], expected: str) -> None:
+    """TORCH_INDEX_URL reaches only the torch install, and is left out when empty."""
+    root = DEPLOY.parent
+    result = subprocess.run(
+        ["make", "--dry-run", "--always-make", "-C", str(root), "install", *variables],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    installs = [line for line in result.stdout.splitlines() if "pip install" in line]
+    [torch] = [line for line in installs if "torch==" in line]
+
+    assert result.returncode == 0, result.stderr
+    assert torch.split("--quiet", 1)[1].strip() == expected
+    assert sum("--index-url" in line for line in installs) == (1 if variables else 0)
