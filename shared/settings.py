@@ -11,6 +11,7 @@ import functools
 import re
 from pathlib import Path
 from typing import Literal, get_args
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -474,6 +475,17 @@ class AlertRecipient(BaseModel):
     name: str = Field(default="", description="Display name, any script.")
     language: str = Field(default="en", description="`en` or `zh_CN`.")
     timezone: str = Field(default="UTC", description="IANA time zone for times in e-mails.")
+
+    @field_validator("timezone", mode="after")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise ValueError(
+                f"unknown time zone {value!r}: use an IANA name such as 'UTC' or 'Asia/Shanghai'"
+            ) from error
+        return value
 
 
 class SentimentSettings(BaseModel):

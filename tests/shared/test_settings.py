@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Iterator
@@ -113,6 +114,32 @@ def test_reject_unknown_device(monkeypatch: pytest.MonkeyPatch) -> None:
 
     assert [error["loc"] for error in excinfo.value.errors()] == [("device",)]
     assert "device" in str(excinfo.value)
+
+
+@pytest.mark.parametrize("zone", ["Mars/Olympus", "", "../etc/passwd", "UTC+8"])
+def test_reject_unknown_recipient_timezone(zone: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A recipient's unknown time zone fails at start-up, naming the value and an IANA example."""
+    recipients = [{"address": "risk@example.com", "timezone": zone}]
+    monkeypatch.setenv("DIPTYCH_SENTIMENT__RECIPIENTS", json.dumps(recipients))
+    reset_settings()
+
+    with pytest.raises(ValidationError) as excinfo:
+        get_settings()
+
+    assert [error["loc"] for error in excinfo.value.errors()] == [
+        ("sentiment", "recipients", 0, "timezone")
+    ]
+    assert repr(zone) in str(excinfo.value)
+    assert "Asia/Shanghai" in str(excinfo.value)
+
+
+def test_accept_iana_recipient_timezone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An IANA zone name is kept as written."""
+    recipients = [{"address": "risk@example.com", "language": "zh_CN", "timezone": "Asia/Shanghai"}]
+    monkeypatch.setenv("DIPTYCH_SENTIMENT__RECIPIENTS", json.dumps(recipients))
+    reset_settings()
+
+    assert get_settings().sentiment.recipients[0].timezone == "Asia/Shanghai"
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is present on this machine")
