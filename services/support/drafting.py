@@ -327,6 +327,18 @@ def _fallback(
         slot_values: As in `draft_replies`.
         rejected: The judged draft that failed, if the drafter wrote one.
     """
+    # The drafter's work is kept even when its text is not used: the tokens and
+    # seconds it spent, and the rejected text for the agent and for training.
+    spent: dict[str, Any] = {}
+    details: dict[str, Any] = {}
+    if rejected is not None:
+        spent = {
+            "n_new_tokens": rejected.n_new_tokens,
+            "finished": rejected.finished,
+            "seconds": rejected.seconds,
+        }
+        if rejected.text:
+            details = {"rejected_text": rejected.text, "rejected_model": rejected.model}
     if not passages:
         return DraftResult(
             text="",
@@ -338,10 +350,8 @@ def _fallback(
                 f"{reason or 'no draft'}; no passage was retrieved to fall back on, "
                 "so an agent must write the reply"
             ),
-            n_new_tokens=rejected.n_new_tokens if rejected else 0,
-            finished=rejected.finished if rejected else True,
-            seconds=rejected.seconds if rejected else 0.0,
-            details={"rejected_text": rejected.text} if rejected and rejected.text else {},
+            details=details,
+            **spent,
         )
     best = passages[0]
     filled, unfilled = fill_slots(best.text, build_slot_values(ticket, slot_values))
@@ -352,7 +362,8 @@ def _fallback(
         citations=[best.rank],
         grounding=1.0,
         fallback_reason=reason,
-        details={"unfilled_slots": list(unfilled)},
+        details={"unfilled_slots": list(unfilled), **details},
+        **spent,
     )
 
 

@@ -159,8 +159,50 @@ def test_fallback_without_passages_is_no_answer() -> None:
     assert result.citations == []
     assert result.grounding is None
     assert "no passage was retrieved" in (result.fallback_reason or "")
-    assert result.details == {"rejected_text": "Your order ships tomorrow."}
+    assert result.details == {
+        "rejected_text": "Your order ships tomorrow.",
+        "rejected_model": "tiny-drafter",
+    }
     assert result.model == "tiny-drafter"
+    assert result.n_new_tokens == 6
+
+
+def test_fallback_keeps_the_rejected_draft_and_its_cost() -> None:
+    """The retrieved answer replaces the text; the rejected draft and its cost stay on record."""
+    rejected = DraftResult(
+        text="Our stores sell fresh bread every morning.",
+        kind="fallback",
+        model="tiny-drafter",
+        citations=[1],
+        grounding=0.12,
+        fallback_reason="grounding 0.12 below 0.50",
+        n_new_tokens=41,
+        finished=False,
+        seconds=2.5,
+    )
+    result = _fallback(
+        "cancel my order",
+        PASSAGES,
+        reason=rejected.fallback_reason,
+        slot_values={},
+        rejected=rejected,
+    )
+    assert result.kind == "fallback"
+    assert result.text == PASSAGES[0].text
+    assert result.model == ""
+    assert (result.n_new_tokens, result.finished, result.seconds) == (41, False, 2.5)
+    assert result.details == {
+        "unfilled_slots": [],
+        "rejected_text": "Our stores sell fresh bread every morning.",
+        "rejected_model": "tiny-drafter",
+    }
+
+
+def test_fallback_after_a_drafter_error_records_no_drafter_work() -> None:
+    """Without a rejected draft the fallback spent no tokens and keeps no rejected text."""
+    result = _fallback("cancel my order", PASSAGES, reason="drafter error: boom", slot_values={})
+    assert (result.n_new_tokens, result.seconds) == (0, 0.0)
+    assert "rejected_text" not in result.details
 
 
 @pytest.mark.parametrize("threshold", ["0.5", "0.0"])
