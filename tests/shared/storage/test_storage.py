@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +20,8 @@ from shared.storage import (
     session_scope,
     upgrade_database,
 )
+from tests._celery import process_environment
+from tests.conftest import POSTGRES_URL, _drop_all, _postgres_available
 
 
 def _count_rows(url: str) -> int:
@@ -88,6 +94,55 @@ def test_upgrade_database_applies_every_service_branch(database_url: str) -> Non
     assert any(path.name == "migrations" for path in find_service_migrations())
     assert sorted(heads) == sorted(_current_revisions(database_url))
     assert "s0001_support_tables" in heads
+
+
+@pytest.fixture
+def empty_postgres_url(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The test PostgreSQL database with nothing in it, not migrated."""
+    if not _postgres_available():
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL at {POSTGRES_URL} is required in CI but not reachable")
+        pytest.skip(f"PostgreSQL at {POSTGRES_URL} is not reachable")
+    _drop_all(POSTGRES_URL)
+    monkeypatch.setenv("DIPTYCH_DATABASE_URL", POSTGRES_URL)
+    yield POSTGRES_URL
+    dispose_engine()
+    _drop_all(POSTGRES_URL)
+
+
+_UPGRADE_AT = """
+import sys, time
+from shared.storage import upgrade_database
+time.sleep(max(0.0, float(sys.argv[1]) - time.time()))
+upgrade_database()
+"""
+
+
+def test_concurrent_upgrades_on_postgresql_migrate_once(empty_postgres_url: str) -> None:
+    """Three processes upgrading one empty database at the same moment all succeed.
+
+    Each waits for the same wall-clock instant, so without the migration lock
+    they would all create the same tables and two would fail.
+    """
+    from alembic.script import ScriptDirectory
+
+    from shared.storage import build_alembic_config
+
+    start_at = time.time() + 8.0
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", _UPGRADE_AT, str(start_at)],
+            env=process_environment({"DIPTYCH_DATABASE_URL": empty_postgres_url}),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for _ in range(3)
+    ]
+    outputs = [process.communicate(timeout=120)[0].decode() for process in processes]
+
+    assert [process.returncode for process in processes] == [0, 0, 0], "\n".join(outputs)
+    heads = ScriptDirectory.from_config(build_alembic_config(empty_postgres_url)).get_heads()
+    assert sorted(_current_revisions(empty_postgres_url)) == sorted(heads)
 
 
 # Sessions
