@@ -15,6 +15,7 @@ __all__ = [
     "MIGRATIONS_DIR",
     "build_alembic_config",
     "ensure_database_ready",
+    "find_schema_problem",
     "find_service_migrations",
     "upgrade_database",
 ]
@@ -100,22 +101,44 @@ def ensure_database_ready(url: str | None = None) -> None:
     Raises:
         ConfigurationError: If a non-SQLite database is behind the migrations.
     """
-    from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
     from sqlalchemy.engine import make_url
 
     from shared.errors import ConfigurationError
-    from shared.storage.engine import get_engine
 
     url = url or get_settings().resolved_database_url
     if make_url(url).get_backend_name() == "sqlite":
         command.upgrade(build_alembic_config(url), "heads")
         return
+    problem = find_schema_problem(url)
+    if problem is not None:
+        raise ConfigurationError(problem)
+
+
+def find_schema_problem(url: str | None = None) -> str | None:
+    """Say why the database schema is not the one this code expects.
+
+    Returns:
+        ``None`` when the database is at every migration head, else a message
+        that names the revisions found and expected and the command that fixes
+        it, or why the database could not be read.
+    """
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    from sqlalchemy.exc import OperationalError
+
+    from shared.storage.engine import get_engine
+
+    url = url or get_settings().resolved_database_url
     expected = set(ScriptDirectory.from_config(build_alembic_config(url)).get_heads())
-    with get_engine(url).connect() as connection:
-        current = set(MigrationContext.configure(connection).get_current_heads())
+    try:
+        with get_engine(url).connect() as connection:
+            current = set(MigrationContext.configure(connection).get_current_heads())
+    except OperationalError as error:
+        reason = error.orig or error
+        return f"The database could not be read ({reason}); check DIPTYCH_DATABASE_URL."
     if current != expected:
-        raise ConfigurationError(
+        return (
             f"The database schema is at {sorted(current) or 'no revision'}, expected "
             f"{sorted(expected)}: run `diptych db upgrade` first."
         )
+    return None

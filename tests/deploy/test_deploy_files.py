@@ -214,6 +214,25 @@ def test_k8s_migrates_only_in_job() -> None:
     assert migrating == ["diptych-migrate"]
 
 
+def test_k8s_pods_wait_for_the_schema() -> None:
+    """Every diptych pod but the migrate Job first waits for the schema with `db check`."""
+    specs = _diptych_pod_specs()
+
+    for name, spec in specs.items():
+        checks = [
+            container
+            for container in spec.get("initContainers", [])
+            if container.get("args", [])[:3] == ["db", "check", "--wait"]
+        ]
+        if name == "diptych-migrate":
+            assert checks == [], name
+            continue
+        [check] = checks
+        assert check["image"] == "diptych", name
+        assert float(check["args"][3]) > 0, name
+        assert {"secretRef": {"name": "diptych-secrets"}} in check["envFrom"], name
+
+
 def test_k8s_mounts_data_sets_read_only() -> None:
     """The console, every worker and the sentiment consumers read DIPTYCH_DATA_DIR."""
     [config] = [d for d in _manifests() if d["kind"] == "ConfigMap"]

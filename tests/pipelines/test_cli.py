@@ -6,6 +6,7 @@ Every test gets its own DIPTYCH_HOME, so the database is the embedded SQLite fil
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -77,6 +78,53 @@ def test_db_upgrade_creates_database_in_fresh_home(runner: CliRunner) -> None:
     assert "is migrated to heads" in _flat(result.output)
     assert database_file.is_file()
     assert "model_versions" in inspect(get_engine()).get_table_names()
+
+
+def test_db_check_fails_on_unmigrated_database(runner: CliRunner) -> None:
+    """`db check` on a fresh home exits 1 and says which command fixes it."""
+    result = _invoke(runner, "db", "check")
+
+    assert result.exit_code == 1, result.output
+    assert "no revision" in _flat(result.output)
+    assert "run `diptych db upgrade` first" in _flat(result.output)
+
+
+def test_db_check_passes_after_upgrade(runner: CliRunner) -> None:
+    """After `db upgrade`, `db check` exits 0."""
+    assert _invoke(runner, "db", "upgrade").exit_code == 0
+
+    result = _invoke(runner, "db", "check")
+
+    assert result.exit_code == 0, result.output
+    assert "is current" in _flat(result.output)
+
+
+def test_db_check_waits_for_a_migration_elsewhere(runner: CliRunner) -> None:
+    """`db check --wait` keeps checking while another process migrates, then exits 0."""
+    upgrader = threading.Timer(1.0, upgrade_database)
+    upgrader.start()
+    try:
+        result = _invoke(runner, "db", "check", "--wait", "60", "--interval", "0.2")
+    finally:
+        upgrader.join()
+
+    assert result.exit_code == 0, result.output
+    assert "waiting:" in result.output
+    assert "is current" in _flat(result.output)
+
+
+def test_db_check_names_an_unreachable_database(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database nobody listens for gives exit 1 and points at the URL setting."""
+    monkeypatch.setenv("DIPTYCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:1/none")
+    reset_settings()
+
+    result = _invoke(runner, "db", "check", "--wait", "0.5", "--interval", "0.1")
+
+    assert result.exit_code == 1, result.output
+    assert "could not be read" in _flat(result.output)
+    assert "DIPTYCH_DATABASE_URL" in _flat(result.output)
 
 
 # models
