@@ -7,9 +7,9 @@ import datetime as dt
 import logging
 import math
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 from sqlalchemy import func, insert, select
@@ -68,6 +68,7 @@ logger = logging.getLogger(__name__)
 _BATCH = 5_000
 # Attempts of a single item write that races with another writer for a new key.
 _WRITE_ATTEMPTS = 3
+_T = TypeVar("_T")
 
 ItemChange = Literal["created", "updated", "unchanged"]
 
@@ -124,8 +125,12 @@ def import_items(records: Iterable[ItemRecord]) -> ImportCounts:
             nothing is written then.
     """
     unique = merge_item_records(records)
-    with session_scope() as session:
-        changes = Counter(change for _key, change in _write_items(session, unique))
+
+    def write() -> Counter[ItemChange]:
+        with session_scope() as session:
+            return Counter(change for _key, change in _write_items(session, unique))
+
+    changes = _retry_on_key_race(write, what="item import")
     counts = ImportCounts(
         added=changes["created"], updated=changes["updated"], unchanged=changes["unchanged"]
     )
@@ -154,22 +159,32 @@ def upsert_item(
     Raises:
         IdConflictError: If the record's key and external id name different items.
     """
+
+    def write() -> tuple[int, ItemChange]:
+        with session_scope() as session:
+            [written] = _write_items(session, [record], default_created_at=default_created_at)
+        return written
+
+    key, change = _retry_on_key_race(write, what=f"item {record.caller_id!r}")
+    return get_item_records([key])[0], change
+
+
+def _retry_on_key_race(write: Callable[[], _T], *, what: str) -> _T:
+    """Run `write`, one transaction, again when a concurrent writer took its key first.
+
+    Keys for new string ids are picked after the largest stored key, so two
+    writers running at once can pick the same one; the later commit fails on
+    the primary key (or on the external id) and rolls back whole. The next
+    attempt reads the rows the other writer committed.
+    """
     for attempt in range(1, _WRITE_ATTEMPTS + 1):
         try:
-            with session_scope() as session:
-                [(key, change)] = _write_items(
-                    session, [record], default_created_at=default_created_at
-                )
-            break
+            return write()
         except IntegrityError:
-            # A concurrent request took the same new key or external id first;
-            # the next attempt finds its row.
             if attempt == _WRITE_ATTEMPTS:
                 raise
-            logger.info(
-                "item write raced, retrying caller_id=%r attempt=%d", record.caller_id, attempt
-            )
-    return get_item_records([key])[0], change
+            logger.info("%s raced with another writer, retrying attempt=%d", what, attempt)
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 def _write_items(
@@ -275,9 +290,7 @@ def _next_free_key(
     session: Session, table: type[Item] | type[RecUser], keys: Iterable[int | None]
 ) -> int:
     """Return the key after every stored key and every integer key about to be written."""
-    # NOTE: two bulk imports running at once can pick the same free key. The
-    # later commit then fails on the primary key and the import must be rerun;
-    # only `upsert_item` retries.
+    # Two writers running at once can pick the same key: see `_retry_on_key_race`.
     stored = session.scalar(select(func.max(table.id))) or 0
     return max([stored, *(key for key in keys if key is not None)]) + 1
 
@@ -312,6 +325,16 @@ def import_interactions(records: Sequence[InteractionRecord]) -> ImportCounts:
     the returned problems, when its item is not in the catalogue or when an
     integer id names a user or item that was stored under a string id.
     """
+    rows, problems = _retry_on_key_race(
+        lambda: _write_interactions(records), what="interaction import"
+    )
+    logger.info("interactions imported added=%d skipped=%d", len(rows), len(problems))
+    return ImportCounts(added=len(rows), skipped=len(problems), problems=tuple(problems[:20]))
+
+
+def _write_interactions(
+    records: Sequence[InteractionRecord],
+) -> tuple[list[dict[str, Any]], list[str]]:
     with session_scope() as session:
         items = _KeyMap.load(session, Item)
         users = _KeyMap.load(session, RecUser)
@@ -338,8 +361,7 @@ def import_interactions(records: Sequence[InteractionRecord]) -> ImportCounts:
             session.execute(insert(RecUser), new_users[start : start + _BATCH])
         for start in range(0, len(rows), _BATCH):
             session.execute(insert(Interaction), rows[start : start + _BATCH])
-    logger.info("interactions imported added=%d skipped=%d", len(rows), len(problems))
-    return ImportCounts(added=len(rows), skipped=len(problems), problems=tuple(problems[:20]))
+    return rows, problems
 
 
 class _KeyMap:

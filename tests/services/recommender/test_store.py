@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+
 import pytest
 
 from services.recommender import store
@@ -108,6 +111,63 @@ def test_import_interactions_resolves_string_ids(database_url: str) -> None:
     assert store.list_user_ids() == [9, 10]
     log = store.load_user_interactions([alice], like_threshold=4.0, dislike_threshold=2.0)
     assert sorted(log.items.tolist()) == [3, tea.item_id]
+
+
+def _run_together(*jobs: Callable[[], object]) -> list[BaseException]:
+    """Run each job in its own thread, all released at once; return what they raised."""
+    barrier = threading.Barrier(len(jobs))
+    errors: list[BaseException] = []
+
+    def run(job: Callable[[], object]) -> None:
+        barrier.wait()
+        try:
+            job()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(job,)) for job in jobs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    return errors
+
+
+@BOTH_DATABASES
+def test_concurrent_imports_of_string_ids_all_get_keys(database_url: str) -> None:
+    """Two imports that run at once both pick free keys; neither fails on a taken one."""
+    batches = [
+        [ItemRecord(None, f"{prefix} {n}", external_id=f"{prefix}-{n}") for n in range(1500)]
+        for prefix in ("sku", "货号")
+    ]
+
+    errors = _run_together(*(lambda batch=batch: store.import_items(batch) for batch in batches))
+
+    records = store.get_item_records()
+    assert errors == []
+    assert len(records) == 3000
+    assert len({record.item_id for record in records}) == 3000
+    assert {record.external_id for record in records} == {
+        record.external_id for batch in batches for record in batch
+    }
+
+
+@BOTH_DATABASES
+def test_concurrent_interaction_imports_create_each_user_once(database_url: str) -> None:
+    """Interactions of new string-id users imported at once give every user one key."""
+    store.import_items([ItemRecord(1, "Heat"), ItemRecord(2, "Alien")])
+    batches = [
+        [_interaction(f"{prefix}-{n}", 1 + n % 2, float(n)) for n in range(1500)]
+        for prefix in ("u", "用户")
+    ]
+
+    errors = _run_together(*(lambda b=batch: store.import_interactions(b) for batch in batches))
+
+    assert errors == []
+    for prefix in ("u", "用户"):
+        keys = {store.find_user_key(f"{prefix}-{n}") for n in range(1500)}
+        assert None not in keys
+        assert len(keys) == 1500
 
 
 @BOTH_DATABASES
