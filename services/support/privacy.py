@@ -190,11 +190,24 @@ _ASCII_FOLDING = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)} | {
     **{code: 0x2D for code in (0x2010, 0x2011, 0x2012, 0x2013, 0x2014, 0x2212)},
 }
 
+# Words that announce a phone or card number. People glue them to the number
+# ("Tel13812345678", "card4111111111111111"), which would otherwise read as a
+# reference code.
+_NUMBER_KEYWORDS = (
+    "tel", "phone", "mobile", "mob", "cell", "fax", "call", "whatsapp", "wechat",
+    "card", "visa", "mastercard", "amex", "unionpay",
+)  # fmt: skip
 # A run of digits that might be a card or phone number must not continue a word
 # of ASCII letters and digits or a "+" number, and must not follow "X-" or "X_",
-# which marks a reference such as "ORD-2024-000123". Chinese characters are not
-# part of a word, so "电话13812345678" is a match.
-_NUMBER_START = r"(?<![0-9A-Za-z+])(?<![0-9A-Za-z][-_])"
+# which marks a reference such as "ORD-2024-000123", unless that word is one of
+# the keywords above. Chinese characters are not part of a word, so
+# "电话13812345678" is a match.
+# The lookahead first keeps the lookbehinds from running at every letter.
+_NUMBER_START = (
+    r"(?=[0-9])(?:(?<![0-9A-Za-z+])(?<![0-9A-Za-z][-_])|"
+    + "|".join(f"(?<=(?<![A-Za-z])(?i:{word}))" for word in _NUMBER_KEYWORDS)
+    + ")"
+)
 
 # The local part may contain an apostrophe (o'brien@example.ie), but a quote
 # before it is punctuation ('zhang@example.com').
@@ -203,6 +216,12 @@ _EMAIL = re.compile(
     r"(?:[A-Za-z0-9\-]++\.)+[A-Za-z]{2,63}+(?![A-Za-z0-9\-])",
     re.ASCII,
 )
+# Internationalised addresses (RFC 6531): letters of any script in the local
+# part and the domain ("张三@例子.中国", "josé@exämple.de"). Searched after the
+# ASCII pattern, whose spans win, so a Chinese word glued to an ASCII address
+# stays out of it; a glued word around a non-ASCII address cannot be told
+# apart from the address and is masked with it.
+_EMAIL_UNICODE = re.compile(r"(?<![\w.%+\-])[\w.%+\-]++@(?:[\w\-]++\.)+[^\W\d_]{2,63}+(?![\w\-])")
 # Zero-width, so that a rejected candidate does not hide an IBAN that starts
 # inside it. Validation cuts the candidate to the country's length.
 _IBAN_CANDIDATE = re.compile(
@@ -296,6 +315,10 @@ def _find_pii_spans(folded: str) -> list[_Span]:
 def _find_emails(folded: str) -> Iterator[tuple[int, int]]:
     for match in _EMAIL.finditer(folded):
         yield match.span()
+    if "@" in folded and not folded.isascii():
+        for match in _EMAIL_UNICODE.finditer(folded):
+            if not match.group().isascii():
+                yield match.span()
 
 
 def _find_ibans(folded: str) -> Iterator[tuple[int, int]]:

@@ -57,6 +57,9 @@ EMAIL_CASES = [
     ("full-width ｌｉ＠ｅｘａｍｐｌｅ．ｃｏｍ here", "ｌｉ＠ｅｘａｍｐｌｅ．ｃｏｍ"),
     ("<mailto:o'brien@example.ie>", "o'brien@example.ie"),
     ("quoted 'wang@example.com' here", "wang@example.com"),
+    ("邮箱 张三@例子.中国 谢谢", "张三@例子.中国"),
+    ("write to josé.müller@exämple.de.", "josé.müller@exämple.de"),
+    ("почта: иван@пример.рф", "иван@пример.рф"),
 ]
 
 
@@ -90,6 +93,10 @@ PHONE_CASES = [
     ("Paris 01 23 45 67 89", "01 23 45 67 89"),
     ("tel+8613812345678", "+8613812345678"),
     ("(call 13812345678)", "13812345678"),
+    ("Tel13812345678 please", "13812345678"),
+    ("TEL:13812345678", "13812345678"),
+    ("WeChat13912345678", "13912345678"),
+    ("Phone+44 20 7946 0958", "+44 20 7946 0958"),
 ]
 
 
@@ -117,6 +124,8 @@ CARD_CASES = [
     ("new Mastercard 2223 0031 2200 3222", "2223 0031 2200 3222"),
     ("JCB 3530111333300000", "3530111333300000"),
     ("card 4111 1111 1111 1111 23 was declined", "4111 1111 1111 1111"),
+    ("card4111111111111111 declined", "4111111111111111"),
+    ("VISA4111-1111-1111-1111", "4111-1111-1111-1111"),
 ]
 
 
@@ -218,6 +227,9 @@ def test_mask_pii_keeps_invalid_chinese_id(text: str) -> None:
         "QQ 12345678 and order 12345678901",
         "rated +1.5% at 10:30:45",
         "tracking SF1234567890123",
+        "ref ORD13812345678",
+        "hotel13812345678 is a booking code",
+        "the card4 slot",
         "",
     ],
 )
