@@ -447,17 +447,30 @@ def load_generator(reference_or_folder: str | Path) -> TextGenerator:
     ``name@production``) and is not an existing path loads a registered version.
     Anything else is resolved as a base-model spec: a folder, ``bundled:<package>``
     or a hub id. The cache is keyed by process id, so a forked worker loads its own copy.
+    A registry reference is resolved to a version on every call (one indexed
+    query), so a long-running worker drafts with a newly promoted version on its
+    next call and drops the one it replaces.
 
     Raises:
         GenerationError: If the model cannot be loaded.
         ModelVersionNotFoundError: If a registry reference matches no version.
         IntegrityError: If a registered version's files changed.
     """
-    key = (os.getpid(), str(reference_or_folder).strip())
+    text = str(reference_or_folder).strip()
+    if _is_registry_reference(text):
+        from shared.registry import find_version
+
+        text = find_version(text).reference
+    pid = os.getpid()
     with _cache_lock:
-        generator = _cache.get(key)
+        generator = _cache.get((pid, text))
         if generator is None:
-            generator = _cache[key] = _load_uncached(key[1])
+            if _is_registry_reference(text):
+                name = text.rsplit("@", 1)[0]
+                for key in [k for k in _cache if k[0] == pid and k[1].rsplit("@", 1)[0] == name]:
+                    logger.info("generator replaced old=%s new=%s", key[1], text)
+                    del _cache[key]
+            generator = _cache[(pid, text)] = _load_uncached(text)
         return generator
 
 

@@ -12,7 +12,7 @@ import torch
 
 from shared.errors import GenerationError, IntegrityError
 from shared.generation import TextGenerator, clear_generator_cache, load_generator
-from shared.registry import register_model
+from shared.registry import promote_version, register_model
 from tests.shared.basemodels.conftest import build_tiny_bert_folder
 from tests.shared.generation.tiny_models import TURN_END, build_tiny_gpt2, force_next_token
 
@@ -321,6 +321,37 @@ def test_load_generator_reads_registry_reference(
         clear_generator_cache()
 
     assert generator.reference == "tiny-drafter@1"
+
+
+def test_load_generator_follows_a_promotion(
+    database_url: str, tiny_gpt2_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bare name serves the production version, and the next one once it is promoted."""
+    monkeypatch.setenv("DIPTYCH_DEVICE", "cpu")
+    versions = [
+        register_model(
+            name="tiny-drafter",
+            task="causal-lm",
+            model_dir=tiny_gpt2_dir,
+            base_model="tiny-gpt2",
+            method="full",
+        )
+        for _ in range(2)
+    ]
+    clear_generator_cache()
+    try:
+        promote_version(versions[0].reference)
+        first = load_generator("tiny-drafter")
+        again = load_generator("tiny-drafter")
+        promote_version(versions[1].reference)
+        second = load_generator("tiny-drafter")
+    finally:
+        clear_generator_cache()
+
+    assert again is first
+    assert first.reference == "tiny-drafter@1"
+    assert second is not first
+    assert second.reference == "tiny-drafter@2"
 
 
 def test_load_generator_reports_unknown_spec(monkeypatch: pytest.MonkeyPatch) -> None:
