@@ -198,7 +198,8 @@ def test_fallback_fills_the_order_number_from_the_ticket(
         assert draft is not None
         assert draft.kind == "fallback"
         assert draft.text == order_article.replace("{{Order Number}}", order_number)
-        assert draft.details == {"unfilled_slots": []}
+        assert draft.details["unfilled_slots"] == []
+        assert set(draft.details) <= {"unfilled_slots", "rejected_text", "rejected_model"}
 
 
 def test_draft_whose_prompt_holds_no_passage_falls_back(
