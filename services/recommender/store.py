@@ -173,8 +173,8 @@ def _retry_on_key_race(write: Callable[[], _T], *, what: str) -> _T:
     """Run `write`, one transaction, again when a concurrent writer took its key first.
 
     Keys for new string ids are picked after the largest stored key, so two
-    writers running at once can pick the same one; the later commit fails on
-    the primary key (or on the external id) and rolls back whole. The next
+    writers running at once can pick the same one. The later commit then fails
+    on the primary key (or on the external id) and rolls back whole. The next
     attempt reads the rows the other writer committed.
     """
     for attempt in range(1, _WRITE_ATTEMPTS + 1):

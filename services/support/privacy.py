@@ -219,8 +219,8 @@ _EMAIL = re.compile(
 # Internationalised addresses (RFC 6531): letters of any script in the local
 # part and the domain ("张三@例子.中国", "josé@exämple.de"). Searched after the
 # ASCII pattern, whose spans win, so a Chinese word glued to an ASCII address
-# stays out of it; a glued word around a non-ASCII address cannot be told
-# apart from the address and is masked with it.
+# stays out of it. A glued word around a non-ASCII address cannot be
+# distinguished from the address and is masked with it.
 _EMAIL_UNICODE = re.compile(r"(?<![\w.%+\-])[\w.%+\-]++@(?:[\w\-]++\.)+[^\W\d_]{2,63}+(?![\w\-])")
 # Zero-width, so that a rejected candidate does not hide an IBAN that starts
 # inside it. Validation cuts the candidate to the country's length.

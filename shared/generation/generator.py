@@ -457,7 +457,8 @@ def load_generator(reference_or_folder: str | Path) -> TextGenerator:
         IntegrityError: If a registered version's files changed.
     """
     text = str(reference_or_folder).strip()
-    if _is_registry_reference(text):
+    registered = _is_registry_reference(text)
+    if registered:
         from shared.registry import find_version
 
         text = find_version(text).reference
@@ -465,7 +466,7 @@ def load_generator(reference_or_folder: str | Path) -> TextGenerator:
     with _cache_lock:
         generator = _cache.get((pid, text))
         if generator is None:
-            if _is_registry_reference(text):
+            if registered:
                 name = text.rsplit("@", 1)[0]
                 for key in [k for k in _cache if k[0] == pid and k[1].rsplit("@", 1)[0] == name]:
                     logger.info("generator replaced old=%s new=%s", key[1], text)

@@ -81,7 +81,7 @@ def test_db_upgrade_creates_database_in_fresh_home(runner: CliRunner) -> None:
 
 
 def test_db_check_fails_on_unmigrated_database(runner: CliRunner) -> None:
-    """`db check` on a fresh home exits 1 and says which command fixes it."""
+    """`db check` on a fresh home exits 1 and names the command that fixes it."""
     result = _invoke(runner, "db", "check")
 
     assert result.exit_code == 1, result.output
@@ -116,7 +116,7 @@ def test_db_check_waits_for_a_migration_elsewhere(runner: CliRunner) -> None:
 def test_db_check_names_an_unreachable_database(
     runner: CliRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A database nobody listens for gives exit 1 and points at the URL setting."""
+    """An unreachable database gives exit 1 and points at the URL setting."""
     monkeypatch.setenv("DIPTYCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:1/none")
     reset_settings()
 

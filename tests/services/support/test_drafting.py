@@ -168,7 +168,7 @@ def test_fallback_without_passages_is_no_answer() -> None:
 
 
 def test_fallback_keeps_the_rejected_draft_and_its_cost() -> None:
-    """The retrieved answer replaces the text; the rejected draft and its cost stay on record."""
+    """The retrieved article replaces the text; the rejected draft and its cost are kept."""
     rejected = DraftResult(
         text="Our stores sell fresh bread every morning.",
         kind="fallback",
@@ -198,7 +198,7 @@ def test_fallback_keeps_the_rejected_draft_and_its_cost() -> None:
     }
 
 
-def test_fallback_after_a_drafter_error_records_no_drafter_work() -> None:
+def test_fallback_after_drafter_error_records_no_cost() -> None:
     """Without a rejected draft the fallback spent no tokens and keeps no rejected text."""
     result = _fallback("cancel my order", PASSAGES, reason="drafter error: boom", slot_values={})
     assert (result.n_new_tokens, result.seconds) == (0, 0.0)
